@@ -1,0 +1,13 @@
+//! meshscope dashboard entry point: mounts the root component.
+
+// `#[component]` expands to `pub` items; in a binary crate nothing is reachable anyway.
+#![allow(unreachable_pub)]
+
+mod api;
+mod app;
+mod pages;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

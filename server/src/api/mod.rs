@@ -1,0 +1,136 @@
+//! The HTTP API and static dashboard: `app(state)` builds the whole router,
+//! so tests can drive it with `oneshot` or on a real socket.
+
+pub mod auth;
+pub mod error;
+pub mod perf;
+mod read;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::db::ReaderPool;
+use crate::writer::Writer;
+use auth::ApiKey;
+use error::ApiError;
+use perf::PerfRecorder;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub readers: ReaderPool,
+    pub writer: Arc<Writer>,
+    pub perf: PerfRecorder,
+    pub started: Instant,
+    pub api_key: Option<ApiKey>,
+    pub dist: Option<PathBuf>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+
+    /// Runs a read on a pooled read-only connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+    }
+
+    pub fn uptime_sec(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+/// Seconds since the unix epoch, by the system clock.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the unix epoch, by the system clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>meshscope</title>\
+<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
+<h1>meshscope</h1><p>The server is running, but the dashboard has not been built. \
+Run <code>cargo xtask dist</code> (or start with <code>cargo xtask run</code>), \
+or pass <code>--dist</code> with the folder holding <code>index.html</code>.</p>\
+<p>The JSON API is live: <a href=\"/api/healthz\">/api/healthz</a>, \
+<a href=\"/api/stats\">/api/stats</a>, <a href=\"/api/packets\">/api/packets</a>.</p>";
+
+async fn api_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no API route {}", uri.path()))
+}
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/healthz", get(read::healthz))
+        .route("/api/perf", get(read::perf))
+        .route("/api/stats", get(read::stats))
+        .route("/api/packets", get(read::packets))
+        .route("/api/packets/timestamps", get(read::timestamps))
+        .route("/api/observers", get(read::observers))
+        .route(
+            "/api/ingest",
+            post(write::ingest).layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            perf::track,
+        ))
+        .route("/api/{*rest}", axum::routing::any(api_not_found));
+
+    let router = match state
+        .dist
+        .as_ref()
+        .filter(|d| d.join("index.html").is_file())
+    {
+        Some(dist) => api.fallback_service(
+            ServeDir::new(dist).fallback(ServeFile::new(dist.join("index.html"))),
+        ),
+        None => api.fallback(|| async { axum::response::Html(NOT_BUILT) }),
+    };
+    router
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

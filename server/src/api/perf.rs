@@ -1,0 +1,88 @@
+//! Request timing for `/api/perf`: a middleware records every `/api/*`
+//! request's duration in an HDR histogram keyed by the matched route template.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use hdrhistogram::Histogram;
+use shared::api::EndpointStats;
+
+use super::AppState;
+
+pub struct PerfRecorder {
+    total: AtomicU64,
+    routes: Mutex<HashMap<String, Histogram<u64>>>,
+}
+
+impl Default for PerfRecorder {
+    fn default() -> Self {
+        PerfRecorder {
+            total: AtomicU64::new(0),
+            routes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 1 hour at 3 significant digits; values above are clamped.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
+    })
+}
+
+impl PerfRecorder {
+    pub fn record(&self, route: &str, took: Duration) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .entry(route.to_string())
+            .or_insert_with(new_histogram)
+            .saturating_record(micros);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, EndpointStats> {
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .iter()
+            .map(|(k, h)| {
+                let ms = |v: u64| v as f64 / 1000.0;
+                (
+                    k.clone(),
+                    EndpointStats {
+                        count: h.len(),
+                        p50_ms: ms(h.value_at_quantile(0.50)),
+                        p95_ms: ms(h.value_at_quantile(0.95)),
+                        p99_ms: ms(h.value_at_quantile(0.99)),
+                        max_ms: ms(h.max()),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Times the request under its route template (`/api/packets`, not the URL).
+pub async fn track(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = matched.map(|m| m.as_str().to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    if let Some(route) = route.filter(|r| r.starts_with("/api/")) {
+        state.perf.record(&route, start.elapsed());
+    }
+    resp
+}

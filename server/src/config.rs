@@ -1,0 +1,177 @@
+//! Command line and configuration. Every `serve` setting can come from a
+//! flag, a `MESHSCOPE_*` environment variable, or the TOML config file, in
+//! that order of precedence; defaults fill in the rest.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::api::auth::ApiKey;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshscope",
+    version,
+    about = "MeshCore packet store, API and dashboard with online migrations"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and dashboard.
+    Serve(ServeArgs),
+    /// Write realistic demo data into a new database file.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML config file (keys as the flags, with underscores: db, listen, dist, api_key, ...).
+    #[arg(long, env = "MESHSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file; created (with its folder) if missing. [default: ./data/meshscope.db]
+    #[arg(long, env = "MESHSCOPE_DB")]
+    pub db: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port. [default: 127.0.0.1:8080]
+    #[arg(long, env = "MESHSCOPE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Folder with the built dashboard (index.html). [default: ./dist]
+    #[arg(long, env = "MESHSCOPE_DIST")]
+    pub dist: Option<PathBuf>,
+    /// API key required for ingest and operator controls.
+    #[arg(long, env = "MESHSCOPE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Read-only database connections in the reader pool. [default: 4]
+    #[arg(long, env = "MESHSCOPE_READERS")]
+    pub readers: Option<u32>,
+}
+
+/// The TOML config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub db: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub dist: Option<PathBuf>,
+    pub api_key: Option<String>,
+    pub readers: Option<u32>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// Settings for `serve`, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    pub dist: PathBuf,
+    pub api_key: Option<ApiKey>,
+    pub readers: u32,
+}
+
+impl ServeConfig {
+    /// Merges flags/env over the config file over defaults, and validates.
+    pub fn resolve(args: ServeArgs) -> Result<ServeConfig, String> {
+        let file = match &args.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let api_key = args
+            .api_key
+            .or(file.api_key)
+            .filter(|k| !k.is_empty())
+            .map(|k| ApiKey::parse(&k).map_err(|e| format!("--api-key: {e}")))
+            .transpose()?;
+        let readers = args.readers.or(file.readers).unwrap_or(4);
+        if !(1..=64).contains(&readers) {
+            return Err(format!("--readers: must be from 1 to 64, got {readers}"));
+        }
+        Ok(ServeConfig {
+            db: args
+                .db
+                .or(file.db)
+                .unwrap_or_else(|| PathBuf::from("data/meshscope.db")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            dist: args
+                .dist
+                .or(file.dist)
+                .unwrap_or_else(|| PathBuf::from("dist")),
+            api_key,
+            readers,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Database file to write.
+    #[arg(long, env = "MESHSCOPE_DB")]
+    pub db: PathBuf,
+    /// Number of transmissions (unique packets).
+    #[arg(long)]
+    pub transmissions: u64,
+    /// Mean observations per transmission.
+    #[arg(long, default_value_t = 21)]
+    pub obs_per_tx: u32,
+    /// Number of observers.
+    #[arg(long, default_value_t = 60)]
+    pub observers: u32,
+    /// Write a pre-backfill file like those in the field: every last_seen = 0, from_pubkey unset.
+    #[arg(long)]
+    pub legacy: bool,
+    /// Seed of the random generator (same seed, same file).
+    #[arg(long, default_value_t = 1)]
+    pub rng_seed: u64,
+    /// Replace a database that already holds data.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("m.toml");
+        std::fs::write(&cfg, "db = \"from-file.db\"\nreaders = 2\n").unwrap();
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg.clone()),
+            readers: Some(7),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.db, PathBuf::from("from-file.db"));
+        assert_eq!(c.readers, 7);
+        assert_eq!(c.listen.port(), 8080);
+
+        std::fs::write(&cfg, "dbb = \"typo.db\"\n").unwrap();
+        let err = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("dbb"), "{err}");
+        let err = ServeConfig::resolve(ServeArgs {
+            readers: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("--readers"), "{err}");
+    }
+}

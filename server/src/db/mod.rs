@@ -1,0 +1,152 @@
+//! SQLite access: the one read-write connection (owned by the writer thread)
+//! and the pool of read-only WAL connections the HTTP readers use.
+//!
+//! The writer is opened first: it sets the pragmas and brings the schema up
+//! to date. Readers are opened afterwards, read-only, and refuse a file whose
+//! schema version is not the one this code was built for.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+pub type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
+pub type Reader = r2d2::PooledConnection<SqliteConnectionManager>;
+
+/// How long a connection waits on a lock held by another connection before
+/// giving up with SQLITE_BUSY.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this meshscope supports \
+         ({supported}); upgrade meshscope or point --db at another file"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("schema upgrade of {path} failed at step {step} ({name}): {source}")]
+    Upgrade {
+        path: PathBuf,
+        step: i64,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("cannot open read-only connections to {path}: {source}")]
+    Pool { path: PathBuf, source: r2d2::Error },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Opens (creating if needed) the read-write connection and upgrades the schema.
+pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    set_writer_pragmas(&conn)?;
+    schema::upgrade(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Pragmas for the writer, set outside any transaction.
+fn set_writer_pragmas(conn: &Connection) -> Result<(), rusqlite::Error> {
+    // Another process (or a reader) may hold a lock briefly; wait instead of failing at once.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers run alongside the one writer; the setting is stored in the file.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // In WAL, NORMAL is durable across application crashes and only skips
+    // fsync per commit (a power cut may lose the last commits, never corrupt).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // observations.transmission_id references transmissions(id); enforce it on insert.
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Truncate the WAL back to 64 MiB after checkpoints so a long backfill cannot leave it huge.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    Ok(())
+}
+
+/// Opens the pool of read-only connections. Call after [`open_writer`].
+pub fn open_readers(path: &Path, size: u32) -> Result<ReaderPool, DbError> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_init(|c| {
+            // Readers never block the writer in WAL; wait out a checkpoint's brief lock.
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v != schema::CURRENT_VERSION {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                    Some(format!(
+                        "reader sees schema version {v}, expected {}",
+                        schema::CURRENT_VERSION
+                    )),
+                ));
+            }
+            Ok(())
+        });
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|source| DbError::Pool {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Names of the columns of `table` (empty when the table does not exist).
+pub fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let cols = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(cols)
+}
+
+/// Whether `table` has an index whose key columns are exactly `cols`, in order,
+/// whatever it is called (CoreScope files name their indexes differently).
+/// Expression columns (like `COALESCE(path_json,'')`) show as `None` and match `""`.
+pub fn has_index_on(conn: &Connection, table: &str, cols: &[&str]) -> rusqlite::Result<bool> {
+    let mut list = conn.prepare("SELECT name FROM pragma_index_list(?1)")?;
+    let names = list
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?;
+    for name in names {
+        let key = info
+            .query_map([&name], |r| r.get::<_, Option<String>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let key: Vec<String> = key.into_iter().map(|c| c.unwrap_or_default()).collect();
+        if key.len() == cols.len() && key.iter().zip(cols).all(|(a, b)| a == b) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,423 @@
+//! Ingest: validating sightings (from `POST /api/ingest` or MQTT) and
+//! applying them to the store on the writer connection.
+//!
+//! Rules: a new hash makes a transmission (`first_seen` = `last_seen` = the
+//! receive time); a known hash gains an observation and its `last_seen` is
+//! raised, never lowered; the same (transmission, observer, path) again is
+//! merged, not duplicated. Dedup is done by lookup (on the
+//! `observations(transmission_id)` index) so it also holds on CoreScope files
+//! that lack the unique dedup index.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+use shared::api::IngestResponse;
+use shared::timefmt::format_unix_secs;
+
+use crate::decoder;
+
+/// Most items one ingest request may carry.
+pub const MAX_ITEMS: usize = 1000;
+
+/// One validated, decoded sighting, ready for the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    pub observer: String,
+    pub observer_name: Option<String>,
+    pub iata: Option<String>,
+    pub raw_hex: String,
+    pub hash: String,
+    pub route_type: i64,
+    pub payload_type: i64,
+    pub payload_version: i64,
+    pub from_pubkey: Option<String>,
+    pub path_json: String,
+    pub snr: Option<f64>,
+    pub rssi: Option<f64>,
+    pub score: Option<i64>,
+    pub direction: Option<String>,
+}
+
+/// Fields of a sighting before decoding, whatever transport carried them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawSighting {
+    pub observer: String,
+    pub observer_name: Option<String>,
+    pub iata: Option<String>,
+    pub raw: String,
+    pub snr: Option<f64>,
+    pub rssi: Option<f64>,
+    pub score: Option<i64>,
+    pub direction: Option<String>,
+}
+
+/// Why a sighting was refused: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+fn field_err(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Observer ids are public keys (or their prefixes) in hex.
+pub fn validate_observer(id: &str) -> Result<(), FieldError> {
+    if id.is_empty() {
+        return Err(field_err("observer", "must not be empty"));
+    }
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(field_err(
+            "observer",
+            "must be a hex id of at most 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// IATA-style region codes: 2-8 letters or digits, stored uppercase.
+pub fn normalize_iata(s: &str) -> Result<String, FieldError> {
+    let s = s.trim();
+    if s.len() < 2 || s.len() > 8 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(field_err("iata", "must be 2-8 letters or digits"));
+    }
+    Ok(s.to_ascii_uppercase())
+}
+
+impl RawSighting {
+    /// Checks and decodes one sighting.
+    pub fn validate(self) -> Result<Sighting, FieldError> {
+        validate_observer(&self.observer)?;
+        let iata = self.iata.as_deref().map(normalize_iata).transpose()?;
+        let bytes = decoder::parse_hex(&self.raw).map_err(|e| field_err("raw", e.to_string()))?;
+        let packet = decoder::decode(&bytes).map_err(|e| field_err("raw", e.to_string()))?;
+        for (name, v) in [("snr", self.snr), ("rssi", self.rssi)] {
+            if v.is_some_and(|x| !x.is_finite()) {
+                return Err(field_err(name, "must be a finite number"));
+            }
+        }
+        if let Some(d) = &self.direction {
+            if d.is_empty() || d.len() > 16 {
+                return Err(field_err("direction", "must be 1-16 characters"));
+            }
+        }
+        Ok(Sighting {
+            observer: self.observer,
+            observer_name: self.observer_name,
+            iata,
+            raw_hex: hex::encode_upper(&bytes),
+            hash: packet.hash(),
+            route_type: packet.route_type as i64,
+            payload_type: i64::from(packet.payload_type),
+            payload_version: i64::from(packet.payload_version),
+            from_pubkey: packet.advert_pubkey(),
+            path_json: packet.path_json(),
+            snr: self.snr,
+            rssi: self.rssi,
+            score: self.score,
+            direction: self.direction,
+        })
+    }
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "observer",
+    "iata",
+    "raw",
+    "snr",
+    "rssi",
+    "score",
+    "direction",
+];
+
+fn parse_item(obj: &Map<String, Value>) -> Result<RawSighting, FieldError> {
+    if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+        return Err(FieldError {
+            field: "item",
+            message: format!(
+                "unknown field {unknown:?} (expected one of {})",
+                KNOWN_FIELDS.join(", ")
+            ),
+        });
+    }
+    let string = |f: &'static str, required: bool| -> Result<Option<String>, FieldError> {
+        match obj.get(f) {
+            None | Some(Value::Null) if required => Err(field_err(f, "is required")),
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(field_err(
+                f,
+                format!("must be a string, got {}", kind(other)),
+            )),
+        }
+    };
+    let number = |f: &'static str| -> Result<Option<f64>, FieldError> {
+        match obj.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| field_err(f, "must be a finite number")),
+            Some(other) => Err(field_err(
+                f,
+                format!("must be a number, got {}", kind(other)),
+            )),
+        }
+    };
+    let score = match obj.get("score") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| field_err("score", "must be an integer"))?,
+        ),
+        Some(other) => {
+            return Err(field_err(
+                "score",
+                format!("must be an integer, got {}", kind(other)),
+            ))
+        }
+    };
+    Ok(RawSighting {
+        observer: string("observer", true)?.unwrap_or_default(),
+        observer_name: None,
+        iata: string("iata", false)?,
+        raw: string("raw", true)?.unwrap_or_default(),
+        snr: number("snr")?,
+        rssi: number("rssi")?,
+        score,
+        direction: string("direction", false)?,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses and validates an ingest body: one object or an array of up to
+/// [`MAX_ITEMS`]. The error names the item (0-based array index) and field.
+pub fn parse_body(body: &[u8]) -> Result<Vec<Sighting>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let items: Vec<Value> = match value {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        other => {
+            return Err(format!(
+                "body must be an object or an array of objects, got {}",
+                kind(&other)
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err("body is an empty array; send at least one item".to_string());
+    }
+    if items.len() > MAX_ITEMS {
+        return Err(format!(
+            "body has {} items; at most {MAX_ITEMS} per request",
+            items.len()
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let obj = v
+                .as_object()
+                .ok_or_else(|| format!("item {i}: must be an object, got {}", kind(v)))?;
+            parse_item(obj)
+                .and_then(RawSighting::validate)
+                .map_err(|e| format!("item {i}: {e}"))
+        })
+        .collect()
+}
+
+/// Applies one request's sightings inside the caller's transaction (the
+/// writer wraps each request in a savepoint, so a failure leaves nothing).
+pub fn apply(
+    tx: &Connection,
+    items: &[Sighting],
+    now_secs: i64,
+) -> rusqlite::Result<IngestResponse> {
+    let now_text = format_unix_secs(now_secs);
+    let mut out = IngestResponse {
+        accepted: 0,
+        new_transmissions: 0,
+        duplicates: 0,
+    };
+    for s in items {
+        let observer_idx: i64 = tx
+            .prepare_cached(
+                "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                 ON CONFLICT(id) DO UPDATE SET
+                    last_seen = excluded.last_seen,
+                    iata = COALESCE(excluded.iata, observers.iata),
+                    name = COALESCE(excluded.name, observers.name)
+                 RETURNING rowid",
+            )?
+            .query_row(
+                params![s.observer, s.observer_name, s.iata, now_text],
+                |r| r.get(0),
+            )?;
+
+        let existing: Option<i64> = tx
+            .prepare_cached("SELECT id FROM transmissions WHERE hash = ?1")?
+            .query_row([&s.hash], |r| r.get(0))
+            .optional()?;
+        let tx_id = match existing {
+            Some(id) => {
+                // Raise last_seen, never lower it. On a not-yet-backfilled row
+                // (0) this observation is the newest, so `now` is also right.
+                tx.prepare_cached(
+                    "UPDATE transmissions SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
+                )?
+                .execute(params![id, now_secs])?;
+                id
+            }
+            None => {
+                out.new_transmissions += 1;
+                tx.prepare_cached(
+                    "INSERT INTO transmissions (raw_hex, hash, first_seen, route_type, payload_type,
+                        payload_version, from_pubkey, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        s.raw_hex,
+                        s.hash,
+                        now_text,
+                        s.route_type,
+                        s.payload_type,
+                        s.payload_version,
+                        s.from_pubkey,
+                        now_secs
+                    ],
+                    |r| r.get(0),
+                )?
+            }
+        };
+
+        let dup: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM observations
+                 WHERE transmission_id = ?1 AND observer_idx IS ?2 AND COALESCE(path_json, '') = ?3",
+            )?
+            .query_row(params![tx_id, observer_idx, s.path_json], |r| r.get(0))
+            .optional()?;
+        out.accepted += 1;
+        if dup.is_some() {
+            out.duplicates += 1;
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT INTO observations (transmission_id, observer_idx, direction, snr, rssi, score,
+                path_json, timestamp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            tx_id,
+            observer_idx,
+            s.direction,
+            s.snr,
+            s.rssi,
+            s.score,
+            s.path_json,
+            now_secs
+        ])?;
+        tx.prepare_cached(
+            "UPDATE observers SET packet_count = COALESCE(packet_count, 0) + 1 WHERE rowid = ?1",
+        )?
+        .execute([observer_idx])?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADVERT_HEX: &str = "1100\
+        0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\
+        aabbccdd";
+
+    #[test]
+    fn single_object_and_array_parse() {
+        let one = format!(r#"{{"observer":"ab12","raw":"{ADVERT_HEX}","snr":7.5,"iata":"sea"}}"#);
+        let v = parse_body(one.as_bytes()).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].iata.as_deref(), Some("SEA"));
+        assert_eq!(v[0].payload_type, 4);
+        assert!(v[0].from_pubkey.as_deref().unwrap().starts_with("01020304"));
+        let arr = format!(r#"[{one},{one}]"#);
+        assert_eq!(parse_body(arr.as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_item_and_field() {
+        let cases = [
+            ("nope", "not valid JSON"),
+            ("42", "object or an array"),
+            ("[]", "empty array"),
+            (
+                r#"[{"observer":"ab","raw":"0500"}, 3]"#,
+                "item 1: must be an object",
+            ),
+            (r#"{"observer":"ab"}"#, "item 0: raw: is required"),
+            (
+                r#"{"observer":"ab","raw":"zz"}"#,
+                "item 0: raw: not valid hex",
+            ),
+            (
+                r#"{"observer":"ab","raw":"05"}"#,
+                "item 0: raw: packet is 1 bytes",
+            ),
+            (
+                r#"{"observer":"xyz","raw":"0500"}"#,
+                "item 0: observer: must be a hex id",
+            ),
+            (
+                r#"{"observer":"ab","raw":"0500","snr":"7"}"#,
+                "item 0: snr: must be a number",
+            ),
+            (
+                r#"{"observer":"ab","raw":"0500","score":1.5}"#,
+                "item 0: score: must be an integer",
+            ),
+            (
+                r#"{"observer":"ab","raw":"0500","extra":1}"#,
+                "item 0: item: unknown field \"extra\"",
+            ),
+            (
+                r#"{"observer":"ab","raw":"0500","iata":"x"}"#,
+                "item 0: iata:",
+            ),
+        ];
+        for (body, want) in cases {
+            let err = parse_body(body.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{body}: got {err:?}, want {want:?}");
+        }
+        let many = format!(
+            "[{}]",
+            vec![r#"{"observer":"ab","raw":"0500"}"#; 1001].join(",")
+        );
+        assert!(parse_body(many.as_bytes())
+            .unwrap_err()
+            .contains("at most 1000"));
+    }
+}

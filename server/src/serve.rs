@@ -1,0 +1,86 @@
+//! `meshscope serve`: open the store, start the writer, serve HTTP until
+//! SIGINT/SIGTERM, then stop the writer cleanly.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::api::{self, AppState, Inner};
+use crate::config::ServeConfig;
+use crate::db;
+use crate::writer::{Idle, Writer};
+
+/// A running server's parts, for `serve` and for tests.
+pub struct Parts {
+    pub state: AppState,
+    pub writer: Arc<Writer>,
+}
+
+/// Opens the database (writer first, then readers) and starts the writer.
+pub fn build(cfg: &ServeConfig) -> anyhow::Result<Parts> {
+    let conn = db::open_writer(&cfg.db)?;
+    let readers = db::open_readers(&cfg.db, cfg.readers)?;
+    let writer = Arc::new(
+        Writer::spawn(conn, Box::new(Idle), None).context("cannot start the writer thread")?,
+    );
+    let state = AppState::new(Inner {
+        readers,
+        writer: writer.clone(),
+        perf: api::perf::PerfRecorder::default(),
+        started: Instant::now(),
+        api_key: cfg.api_key.clone(),
+        dist: Some(cfg.dist.clone()),
+    });
+    Ok(Parts { state, writer })
+}
+
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let parts = build(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read the bound address from this line.
+    println!("meshscope listening on http://{addr}");
+    tracing::info!(%addr, db = %cfg.db.display(), "serving");
+    if !cfg.dist.join("index.html").is_file() {
+        tracing::warn!(dist = %cfg.dist.display(), "dashboard not built; serving a placeholder page (run `cargo xtask dist`)");
+    }
+    let router = api::app(parts.state.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("HTTP stopped; stopping the writer");
+    let writer = parts.writer.clone();
+    tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,150 @@
+//! `spawn_app()`: the real router on 127.0.0.1:0 over a temp database file.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+
+use meshscope::config::{ServeArgs, ServeConfig};
+use meshscope::decoder;
+use meshscope::serve;
+use meshscope::writer::Writer;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: PathBuf,
+    #[allow(dead_code)] // used by the migration tests
+    pub writer: Arc<Writer>,
+    pub _dir: tempfile::TempDir,
+}
+
+static LOG: Once = Once::new();
+
+/// Logs only when TEST_LOG is set.
+pub fn init_log() {
+    LOG.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
+    });
+}
+
+/// Prepares the database file before the server opens it.
+pub type Prepare = Box<dyn FnOnce(&std::path::Path)>;
+
+#[derive(Default)]
+pub struct Options {
+    pub api_key: Option<String>,
+    pub dist: Option<PathBuf>,
+    pub prepare: Option<Prepare>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    try_spawn(opts).await.expect("server starts")
+}
+
+pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
+    init_log();
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("test.db");
+    if let Some(prepare) = opts.prepare {
+        prepare(&db);
+    }
+    let cfg = ServeConfig::resolve(ServeArgs {
+        db: Some(db.clone()),
+        listen: Some("127.0.0.1:0".parse()?),
+        dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
+        api_key: opts.api_key,
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let parts = serve::build(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let router = meshscope::api::app(parts.state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        db,
+        writer: parts.writer,
+        _dir: dir,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string(), &[]).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A direct connection to the file, for checks the API does not expose.
+    pub fn sql(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.db).expect("open test db");
+        c.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
+        c
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.sql().query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+}
+
+/// A FLOOD packet of `payload_type` with the given one-byte hops and payload, as hex.
+pub fn packet(payload_type: u8, hops: &[u8], payload: &[u8]) -> String {
+    let hops: Vec<[u8; 1]> = hops.iter().map(|h| [*h]).collect();
+    let hop_refs: Vec<&[u8]> = hops.iter().map(|h| h.as_slice()).collect();
+    hex::encode(decoder::encode(
+        1,
+        payload_type,
+        0,
+        None,
+        1,
+        &hop_refs,
+        payload,
+    ))
+}
+
+/// The hash meshscope stores for a hex packet.
+pub fn hash_of(raw_hex: &str) -> String {
+    let bytes = decoder::parse_hex(raw_hex).expect("hex");
+    decoder::decode(&bytes).expect("decodes").hash()
+}
+
+/// An ADVERT payload for the 32-byte key `key`.
+pub fn advert_payload(key: u8) -> Vec<u8> {
+    let mut p = vec![key; 32];
+    p.extend_from_slice(b"\x01\x02\x03\x04advert-body");
+    p
+}

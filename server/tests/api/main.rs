@@ -1,0 +1,9 @@
+//! Integration tests: the real router, a real socket, a real SQLite file.
+
+#![allow(unreachable_pub)] // helpers are shared between this binary's modules only
+#![allow(clippy::unwrap_used)] // test setup code outside #[test] functions
+
+mod helpers;
+mod ingest;
+mod legacy;
+mod read;

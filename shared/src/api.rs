@@ -1,0 +1,185 @@
+//! JSON payloads of the HTTP API, shared by the server (which writes them)
+//! and the dashboard (which reads them). Field names follow the API contract:
+//! camelCase, except the `async_migrations*` / `ingest_liveness` healthz keys.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::migration::MigrationInfo;
+
+/// Body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `POST /api/ingest` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestResponse {
+    pub accepted: u64,
+    pub new_transmissions: u64,
+    pub duplicates: u64,
+}
+
+/// `GET /api/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total_transmissions: i64,
+    pub total_observations: i64,
+    pub total_observers: i64,
+    pub packets_last_hour: i64,
+    pub packets_last24h: i64,
+    pub by_payload_type: BTreeMap<String, i64>,
+}
+
+/// One transmission in `GET /api/packets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PacketRow {
+    pub id: i64,
+    pub hash: String,
+    pub raw_hex: String,
+    pub first_seen: String,
+    /// `null` while the transmission has not been backfilled (`last_seen = 0`).
+    pub last_seen: Option<String>,
+    pub route_type: Option<i64>,
+    pub payload_type: Option<i64>,
+    pub observation_count: i64,
+    pub from_pubkey: Option<String>,
+}
+
+/// `GET /api/packets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PacketsPage {
+    pub packets: Vec<PacketRow>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One row of `GET /api/observers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObserverRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub iata: Option<String>,
+    pub last_seen: Option<String>,
+    pub packet_count: i64,
+}
+
+/// Liveness of one live-ingest source (e.g. an MQTT broker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceLiveness {
+    pub connected: bool,
+    pub last_receipt_unix: Option<i64>,
+    pub last_message_unix: Option<i64>,
+    pub messages: u64,
+    pub rejected: u64,
+}
+
+/// `GET /api/healthz`.
+///
+/// The migration fields are optional so that a dashboard can tell an older
+/// server (field absent) from a server with no migrations (`[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Healthz {
+    pub ready: bool,
+    pub version: String,
+    #[serde(rename = "uptimeSec")]
+    pub uptime_sec: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_migrations: Option<Vec<MigrationInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_migrations_running: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_migrations_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_liveness: Option<BTreeMap<String, SourceLiveness>>,
+}
+
+/// Latency summary of one route in `GET /api/perf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointStats {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// `GET /api/perf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Perf {
+    pub uptime_sec: u64,
+    pub total_requests: u64,
+    pub endpoints: BTreeMap<String, EndpointStats>,
+    #[serde(
+        rename = "async_migrations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub async_migrations: Option<Vec<MigrationInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_migrations_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_without_migration_fields_parses() {
+        let h: Healthz =
+            serde_json::from_str(r#"{"ready":true,"version":"0.1.0","uptimeSec":3}"#).unwrap();
+        assert!(h.async_migrations.is_none());
+        assert!(h.async_migrations_error.is_none());
+    }
+
+    #[test]
+    fn healthz_keys_follow_the_contract() {
+        let h = Healthz {
+            ready: true,
+            version: "x".into(),
+            uptime_sec: 1,
+            async_migrations: Some(vec![]),
+            async_migrations_running: Some(false),
+            async_migrations_error: None,
+            ingest_liveness: None,
+        };
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(v["uptimeSec"], 1);
+        assert_eq!(v["async_migrations"], serde_json::json!([]));
+        assert_eq!(v["async_migrations_running"], false);
+    }
+
+    #[test]
+    fn stats_keys_follow_the_contract() {
+        let s = Stats {
+            total_transmissions: 1,
+            total_observations: 2,
+            total_observers: 3,
+            packets_last_hour: 4,
+            packets_last24h: 5,
+            by_payload_type: BTreeMap::new(),
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        for k in [
+            "totalTransmissions",
+            "totalObservations",
+            "totalObservers",
+            "packetsLastHour",
+            "packetsLast24h",
+            "byPayloadType",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+}

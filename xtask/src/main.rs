@@ -1,0 +1,251 @@
+//! Chores for meshscope, run as `cargo xtask <command>`:
+//!
+//! - `setup`: install what a fresh machine lacks (wasm32 target, trunk,
+//!   wasm-bindgen-cli, npm packages incl. the pinned wasm-opt), skipping
+//!   whatever is already present at the right version.
+//! - `dist`: build the dashboard into `dist/` with Trunk (release, offline).
+//! - `run`: setup + dist when missing + seed a demo database when missing +
+//!   serve on 127.0.0.1:8080 (extra arguments go to `meshscope serve`).
+//! - `test`: setup, then every check and test suite; ends with one
+//!   `N passed, N failed` line summing all suites.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+const TRUNK_VERSION: &str = "0.21.14";
+const WASM_BINDGEN_VERSION: &str = "0.2.129";
+const DEMO_DB: &str = "data/meshscope.db";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = root()?;
+    std::env::set_current_dir(&root)?;
+    match cmd.as_str() {
+        "setup" => setup(),
+        "dist" => {
+            setup()?;
+            dist()
+        }
+        "run" => run(&rest),
+        "test" => test(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <setup|dist|run|test>\n\
+                 \n  setup  install missing tools (trunk, wasm-bindgen-cli, wasm32 target, npm packages)\
+                 \n  dist   build the dashboard into dist/\
+                 \n  run    build what is needed, seed a demo database if none exists, serve on 127.0.0.1:8080\
+                 \n  test   set up and run every check and test"
+            );
+            bail!("unknown command {cmd:?}")
+        }
+    }
+}
+
+fn root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(manifest
+        .parent()
+        .context("xtask lives in a subfolder of the workspace")?
+        .to_path_buf())
+}
+
+fn status(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed with {st}");
+    }
+    Ok(())
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// PATH with the npm-installed wasm-opt first, so Trunk never sees another one.
+fn tool_path() -> Result<std::ffi::OsString> {
+    let bin = root()?.join("end2end/node_modules/.bin");
+    let mut paths = vec![bin];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    Ok(std::env::join_paths(paths)?)
+}
+
+fn setup() -> Result<()> {
+    let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if !targets
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        status(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let trunk = output_of("trunk", &["--version"]).unwrap_or_default();
+    if !trunk.contains(TRUNK_VERSION) {
+        status(cargo().args(["install", "--locked", "trunk", "--version", TRUNK_VERSION]))?;
+    }
+    let wb = output_of("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if !wb.contains(WASM_BINDGEN_VERSION) {
+        status(cargo().args([
+            "install",
+            "--locked",
+            "wasm-bindgen-cli",
+            "--version",
+            WASM_BINDGEN_VERSION,
+        ]))?;
+    }
+    if !Path::new("end2end/node_modules/.bin/wasm-opt").exists()
+        || !Path::new("end2end/node_modules/@playwright/test").exists()
+    {
+        let mut npm = Command::new("npm");
+        npm.current_dir("end2end")
+            .args(["install", "--no-audit", "--no-fund"]);
+        if Path::new("end2end/package-lock.json").exists() {
+            npm.args(["--prefer-offline"]);
+        }
+        status(&mut npm)?;
+    }
+    // Trunk runs cargo offline; make sure every crate is in the local registry.
+    status(cargo().args(["fetch"]))?;
+    Ok(())
+}
+
+fn dist() -> Result<()> {
+    status(
+        Command::new("trunk")
+            .args(["build", "--release"])
+            .env("PATH", tool_path()?)
+            .env("TRUNK_SKIP_VERSION_CHECK", "true"),
+    )
+}
+
+fn run(serve_args: &[String]) -> Result<()> {
+    if !Path::new("dist/index.html").exists() {
+        setup()?;
+        dist()?;
+    }
+    status(cargo().args(["build", "-p", "meshscope"]))?;
+    let bin = root()?.join("target/debug/meshscope");
+    if !Path::new(DEMO_DB).exists() {
+        status(Command::new(&bin).args(["seed", "--db", DEMO_DB, "--transmissions", "20000"]))?;
+    }
+    let mut serve = Command::new(&bin);
+    serve.args(["serve", "--db", DEMO_DB, "--dist", "dist"]);
+    serve.args(serve_args);
+    status(&mut serve)
+}
+
+/// Counts from a runner's summary lines.
+#[derive(Default, Debug, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+}
+
+/// Adds up cargo's `test result: ok. N passed; M failed; K ignored` lines.
+fn tally_cargo(output: &str) -> Tally {
+    let mut t = Tally::default();
+    for line in output.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |word: &str| -> u64 {
+            line.split(';')
+                .find(|part| part.trim_end().ends_with(word))
+                .and_then(|part| part.split_whitespace().rev().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        t.passed += num("passed");
+        t.failed += num("failed");
+        t.skipped += num("ignored");
+    }
+    t
+}
+
+/// Runs `cmd`, echoing its output, and returns the output for tallying.
+fn run_captured(cmd: &mut Command) -> Result<(bool, String)> {
+    eprintln!("xtask: running {cmd:?}");
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    print!("{stdout}");
+    eprint!("{stderr}");
+    Ok((out.status.success(), format!("{stdout}\n{stderr}")))
+}
+
+fn test() -> Result<()> {
+    setup()?;
+    status(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    status(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // shared must stay pure: it builds for the browser target.
+    status(cargo().args([
+        "build",
+        "-p",
+        "shared",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
+    status(cargo().args([
+        "clippy",
+        "-p",
+        "app",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    dist()?;
+
+    let mut total = Tally::default();
+    let (ok, out) = run_captured(cargo().args(["test", "--workspace", "--exclude", "app"]))?;
+    let t = tally_cargo(&out);
+    total.passed += t.passed;
+    total.failed += t.failed;
+    total.skipped += t.skipped;
+    if !ok && t.failed == 0 {
+        total.failed += 1; // a build failure counts as a failure
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    if total.failed > 0 {
+        bail!("{} test(s) failed", total.failed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_cargo_summaries() {
+        let out = "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n\
+                   noise\n\
+                   test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        let t = tally_cargo(out);
+        assert_eq!((t.passed, t.failed, t.skipped), (15, 2, 1));
+    }
+}
