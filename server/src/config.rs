@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::api::auth::ApiKey;
+use crate::migrate::EngineConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,66 @@ pub struct ServeArgs {
     /// Read-only database connections in the reader pool. [default: 4]
     #[arg(long, env = "MESHSCOPE_READERS")]
     pub readers: Option<u32>,
+    #[command(flatten)]
+    pub migration: MigrationArgs,
+}
+
+/// Online-migration knobs, shared by `serve` and `migrate`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct MigrationArgs {
+    /// Writer time per migration chunk, in milliseconds. [default: 10]
+    #[arg(long, env = "MESHSCOPE_MIGRATION_BUDGET_MS")]
+    pub migration_budget_ms: Option<f64>,
+    /// Largest fraction of wall time migrations may hold the writer, in (0, 1];
+    /// 1 runs flat out (yielding only to ingest), 0.1 runs gently. [default: 1.0]
+    #[arg(long, env = "MESHSCOPE_MIGRATION_DUTY")]
+    pub migration_duty: Option<f64>,
+    /// Automatic retries of a failed migration stop after this many attempts. [default: 3]
+    #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_ATTEMPTS")]
+    pub migration_max_attempts: Option<i64>,
+    /// Smallest chunk, in rows. [default: 64]
+    #[arg(long, env = "MESHSCOPE_MIGRATION_MIN_BATCH")]
+    pub migration_min_batch: Option<i64>,
+    /// Largest chunk, in rows. [default: 200000]
+    #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_BATCH")]
+    pub migration_max_batch: Option<i64>,
+}
+
+impl MigrationArgs {
+    /// Flags/env over the config file over defaults, validated.
+    pub fn resolve(&self, file: &FileConfig) -> Result<EngineConfig, String> {
+        let d = EngineConfig::default();
+        let budget_ms = self
+            .migration_budget_ms
+            .or(file.migration_budget_ms)
+            .unwrap_or(d.budget.as_secs_f64() * 1000.0);
+        if !budget_ms.is_finite() || budget_ms <= 0.0 {
+            return Err(format!(
+                "--migration-budget-ms: must be greater than 0, got {budget_ms}"
+            ));
+        }
+        let cfg = EngineConfig {
+            budget: std::time::Duration::from_secs_f64(budget_ms / 1000.0),
+            duty: self
+                .migration_duty
+                .or(file.migration_duty)
+                .unwrap_or(d.duty),
+            max_attempts: self
+                .migration_max_attempts
+                .or(file.migration_max_attempts)
+                .unwrap_or(d.max_attempts),
+            min_batch: self
+                .migration_min_batch
+                .or(file.migration_min_batch)
+                .unwrap_or(d.min_batch),
+            max_batch: self
+                .migration_max_batch
+                .or(file.migration_max_batch)
+                .unwrap_or(d.max_batch),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 /// The TOML config file.
@@ -60,6 +121,11 @@ pub struct FileConfig {
     pub dist: Option<PathBuf>,
     pub api_key: Option<String>,
     pub readers: Option<u32>,
+    pub migration_budget_ms: Option<f64>,
+    pub migration_duty: Option<f64>,
+    pub migration_max_attempts: Option<i64>,
+    pub migration_min_batch: Option<i64>,
+    pub migration_max_batch: Option<i64>,
 }
 
 impl FileConfig {
@@ -78,6 +144,7 @@ pub struct ServeConfig {
     pub dist: PathBuf,
     pub api_key: Option<ApiKey>,
     pub readers: u32,
+    pub engine: EngineConfig,
 }
 
 impl ServeConfig {
@@ -87,6 +154,7 @@ impl ServeConfig {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        let engine = args.migration.resolve(&file)?;
         let api_key = args
             .api_key
             .or(file.api_key)
@@ -98,6 +166,7 @@ impl ServeConfig {
             return Err(format!("--readers: must be from 1 to 64, got {readers}"));
         }
         Ok(ServeConfig {
+            engine,
             db: args
                 .db
                 .or(file.db)
@@ -173,5 +242,44 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("--readers"), "{err}");
+        for (args, want) in [
+            (
+                MigrationArgs {
+                    migration_duty: Some(0.0),
+                    ..Default::default()
+                },
+                "--migration-duty",
+            ),
+            (
+                MigrationArgs {
+                    migration_budget_ms: Some(-1.0),
+                    ..Default::default()
+                },
+                "--migration-budget-ms",
+            ),
+            (
+                MigrationArgs {
+                    migration_min_batch: Some(0),
+                    ..Default::default()
+                },
+                "--migration-min-batch",
+            ),
+        ] {
+            let err = ServeConfig::resolve(ServeArgs {
+                migration: args,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+        let c = ServeConfig::resolve(ServeArgs {
+            migration: MigrationArgs {
+                migration_duty: Some(0.25),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.engine.duty, 0.25);
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod decoder;
 pub mod ingest;
+pub mod migrate;
 pub mod ratelimit;
 pub mod seed;
 pub mod serve;

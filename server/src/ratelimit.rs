@@ -50,6 +50,13 @@ pub fn warn_limited(kind: &str, msg: &str) {
     }
 }
 
+/// Forgets the rate-limit state of every kind containing `needle`, so a
+/// retried migration's first warning is logged again at once.
+pub fn reset_matching(needle: &str) {
+    let mut seen = GLOBAL.seen.lock().unwrap_or_else(|p| p.into_inner());
+    seen.retain(|k, _| !k.contains(needle));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

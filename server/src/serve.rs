@@ -9,21 +9,52 @@ use anyhow::Context;
 use crate::api::{self, AppState, Inner};
 use crate::config::ServeConfig;
 use crate::db;
-use crate::writer::{Idle, Writer};
+use crate::migrate::{self, Engine, LiveStatus};
+use crate::writer::Writer;
 
 /// A running server's parts, for `serve` and for tests.
 pub struct Parts {
     pub state: AppState,
     pub writer: Arc<Writer>,
+    pub live: LiveStatus,
 }
 
-/// Opens the database (writer first, then readers) and starts the writer.
+impl Parts {
+    /// Lets the engine start migration work; `serve` calls this once HTTP
+    /// answers, so boot never waits for a migration.
+    pub async fn start_migrations(&self) -> anyhow::Result<()> {
+        self.writer
+            .with_engine(|_, engine| engine.set_enabled(true))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Opens the database (writer first, then readers), registers pending
+/// migrations, and starts the writer with the engine held until
+/// [`Parts::start_migrations`].
 pub fn build(cfg: &ServeConfig) -> anyhow::Result<Parts> {
+    build_with(cfg, migrate::registry())
+}
+
+/// [`build`] with a chosen set of migrations (tests).
+pub fn build_with(
+    cfg: &ServeConfig,
+    migrations: Vec<Arc<dyn migrate::Migration>>,
+) -> anyhow::Result<Parts> {
     let conn = db::open_writer(&cfg.db)?;
     let readers = db::open_readers(&cfg.db, cfg.readers)?;
-    let writer = Arc::new(
-        Writer::spawn(conn, Box::new(Idle), None).context("cannot start the writer thread")?,
-    );
+    let live = LiveStatus::default();
+    let engine = Engine::boot(
+        &conn,
+        migrations,
+        cfg.engine.clone(),
+        Some(readers.clone()),
+        live.clone(),
+    )
+    .context("cannot read or register online migrations")?;
+    let writer =
+        Arc::new(Writer::spawn(conn, engine, None).context("cannot start the writer thread")?);
     let state = AppState::new(Inner {
         readers,
         writer: writer.clone(),
@@ -32,7 +63,11 @@ pub fn build(cfg: &ServeConfig) -> anyhow::Result<Parts> {
         api_key: cfg.api_key.clone(),
         dist: Some(cfg.dist.clone()),
     });
-    Ok(Parts { state, writer })
+    Ok(Parts {
+        state,
+        writer,
+        live,
+    })
 }
 
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
@@ -48,6 +83,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(dist = %cfg.dist.display(), "dashboard not built; serving a placeholder page (run `cargo xtask dist`)");
     }
     let router = api::app(parts.state.clone());
+    parts.start_migrations().await?;
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await

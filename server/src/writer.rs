@@ -7,7 +7,8 @@
 //! request is all-or-nothing), then runs at most one background unit, then
 //! drains again. Ingest therefore waits for at most one unit (a few ms, by
 //! the unit's time budget) and is never starved; background work is never
-//! starved either, as it gets one unit per drain however busy ingest is.
+//! starved either, as it gets one unit per drain however busy ingest is,
+//! and one drain commits at most [`MAX_GROUP`] requests.
 
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -18,9 +19,15 @@ use shared::api::IngestResponse;
 use tokio::sync::oneshot;
 
 use crate::ingest::{self, Sighting};
+use crate::migrate::Engine;
 
 /// How many commands may wait in the queue before senders are slowed down.
 pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Most ingest requests committed in one group before the engine gets its
+/// next chunk: the bound on how long sustained ingest can keep a migration off
+/// the writer.
+pub const MAX_GROUP: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -35,6 +42,9 @@ pub type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
 /// A closure run on the writer connection, in queue order.
 pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// A closure run on the writer connection with the migration engine.
+pub type EngineJob = Box<dyn FnOnce(&mut Connection, &mut Engine) + Send>;
+
 pub enum Command {
     Ingest {
         items: Vec<Sighting>,
@@ -43,29 +53,9 @@ pub enum Command {
         reply: Reply<IngestResponse>,
     },
     Exec(Job),
+    /// A closure that also reaches the migration engine (controls, status).
+    Engine(EngineJob),
     Shutdown,
-}
-
-/// Work the writer interleaves with its queue (the migration engine).
-pub trait BackgroundWork: Send {
-    /// When the next unit may run: `None` when there is nothing to do.
-    fn next_due(&mut self) -> Option<Instant>;
-    /// Runs one unit on the writer connection; it should take no longer than
-    /// its time budget.
-    fn run_unit(&mut self, conn: &mut Connection);
-    /// Called once before the writer exits (finish state, mark paused).
-    fn shutdown(&mut self, conn: &mut Connection);
-}
-
-/// No background work: the writer only serves its queue.
-pub struct Idle;
-
-impl BackgroundWork for Idle {
-    fn next_due(&mut self) -> Option<Instant> {
-        None
-    }
-    fn run_unit(&mut self, _conn: &mut Connection) {}
-    fn shutdown(&mut self, _conn: &mut Connection) {}
 }
 
 /// Observes ingest queue waits (for metrics); called on the writer thread.
@@ -81,13 +71,13 @@ impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn spawn(
         conn: Connection,
-        work: Box<dyn BackgroundWork>,
+        engine: Engine,
         on_wait: Option<WaitObserver>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = flume::bounded(QUEUE_CAPACITY);
         let join = std::thread::Builder::new()
             .name("meshscope-writer".into())
-            .spawn(move || run(conn, &rx, work, on_wait.as_ref()))?;
+            .spawn(move || run(conn, &rx, engine, on_wait.as_ref()))?;
         Ok(Writer {
             tx,
             join: Mutex::new(Some(join)),
@@ -135,6 +125,39 @@ impl Writer {
         rx.await.map_err(|_| WriteError::Stopped)?
     }
 
+    /// Runs `f` on the writer thread with the engine, in queue order.
+    pub async fn with_engine<T, F>(&self, f: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &mut Engine) -> T + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(move |conn: &mut Connection, engine: &mut Engine| {
+            let _ = reply.send(f(conn, engine));
+        });
+        self.tx
+            .send_async(Command::Engine(job))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)
+    }
+
+    /// Blocking variant of [`Writer::with_engine`] for non-async callers.
+    pub fn with_engine_blocking<T, F>(&self, f: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &mut Engine) -> T + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(move |conn: &mut Connection, engine: &mut Engine| {
+            let _ = reply.send(f(conn, engine));
+        });
+        self.tx
+            .send(Command::Engine(job))
+            .map_err(|_| WriteError::Stopped)?;
+        rx.blocking_recv().map_err(|_| WriteError::Stopped)
+    }
+
     /// Asks the thread to finish what is queued, stop background work
     /// cleanly, and exit; waits for it.
     pub fn shutdown(&self) {
@@ -157,13 +180,13 @@ struct PendingIngest {
 fn run(
     mut conn: Connection,
     rx: &flume::Receiver<Command>,
-    mut work: Box<dyn BackgroundWork>,
+    mut engine: Engine,
     on_wait: Option<&WaitObserver>,
 ) {
     let mut batch: Vec<PendingIngest> = Vec::new();
     loop {
         // Wait for the first command, or until background work is due.
-        let first = match work.next_due() {
+        let first = match engine.next_due() {
             Some(due) if due <= Instant::now() => rx.try_recv().ok(),
             Some(due) => match rx.recv_deadline(due) {
                 Ok(cmd) => Some(cmd),
@@ -178,7 +201,10 @@ fn run(
         // Drain everything queued now: ingest goes first, as one group.
         let mut stop = false;
         let mut next = first;
-        while let Some(cmd) = next.take().or_else(|| rx.try_recv().ok()) {
+        while batch.len() < MAX_GROUP {
+            let Some(cmd) = next.take().or_else(|| rx.try_recv().ok()) else {
+                break;
+            };
             match cmd {
                 Command::Ingest {
                     items,
@@ -199,6 +225,10 @@ fn run(
                     commit_group(&mut conn, &mut batch);
                     job(&mut conn);
                 }
+                Command::Engine(job) => {
+                    commit_group(&mut conn, &mut batch);
+                    job(&mut conn, &mut engine);
+                }
                 Command::Shutdown => {
                     stop = true;
                     break;
@@ -209,8 +239,8 @@ fn run(
         if stop {
             break;
         }
-        if work.next_due().is_some_and(|due| due <= Instant::now()) {
-            work.run_unit(&mut conn);
+        if engine.next_due().is_some_and(|due| due <= Instant::now()) {
+            engine.run_unit(&mut conn);
         }
     }
     // Answer whatever is still queued, then let background work stop cleanly.
@@ -227,11 +257,12 @@ fn run(
                 reply,
             }),
             Command::Exec(job) => job(&mut conn),
+            Command::Engine(job) => job(&mut conn, &mut engine),
             Command::Shutdown => {}
         }
     }
     commit_group(&mut conn, &mut batch);
-    work.shutdown(&mut conn);
+    engine.shutdown(&mut conn);
     tracing::info!("writer stopped");
 }
 

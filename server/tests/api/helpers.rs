@@ -20,6 +20,10 @@ pub struct TestApp {
 
 static LOG: Once = Once::new();
 
+/// Serialises the tests that measure time or run child servers, so they do
+/// not load the two cores at once.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Logs only when TEST_LOG is set.
 pub fn init_log() {
     LOG.call_once(|| {
@@ -37,6 +41,8 @@ pub struct Options {
     pub api_key: Option<String>,
     pub dist: Option<PathBuf>,
     pub prepare: Option<Prepare>,
+    /// Keep online migrations from starting (to look at the file as boot left it).
+    pub hold_migrations: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -63,6 +69,9 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     })
     .map_err(anyhow::Error::msg)?;
     let parts = serve::build(&cfg)?;
+    if !opts.hold_migrations {
+        parts.start_migrations().await?;
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let router = meshscope::api::app(parts.state.clone());

@@ -39,6 +39,7 @@ pub fn write_corescope_file(path: &std::path::Path) {
 async fn corescope_file_is_upgraded_additively_and_served() {
     let app = spawn_with(Options {
         prepare: Some(Box::new(write_corescope_file)),
+        hold_migrations: true,
         ..Default::default()
     })
     .await;

@@ -3,6 +3,9 @@
 #![allow(unreachable_pub)] // helpers are shared between this binary's modules only
 #![allow(clippy::unwrap_used)] // test setup code outside #[test] functions
 
+mod crash;
+mod engine;
+mod fairness;
 mod helpers;
 mod ingest;
 mod legacy;
