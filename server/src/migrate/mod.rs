@@ -543,6 +543,14 @@ impl Engine {
             }
         };
         let slot = &mut self.slots[i];
+        tracing::debug!(
+            migration = m.name(),
+            after,
+            upto,
+            rows,
+            took_ms = took.as_secs_f64() * 1000.0,
+            "chunk committed"
+        );
         slot.row.cursor = Some(upto);
         slot.row.rec.rows_processed += rows;
         slot.row.rec.last_update_at = Some(now_text());
