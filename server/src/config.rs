@@ -28,6 +28,29 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write realistic demo data into a new database file.
     Seed(SeedArgs),
+    /// Print the online-migration status of a database file (no server needed).
+    Migrations(MigrationsArgs),
+    /// Run pending online migrations in the foreground, with progress bars.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrationsArgs {
+    /// Database file to inspect.
+    #[arg(long, env = "MESHSCOPE_DB")]
+    pub db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Database file to migrate; no server may hold it.
+    #[arg(long, env = "MESHSCOPE_DB")]
+    pub db: PathBuf,
+    /// Migrations to run (default: every one not done). Named failed or
+    /// cancelled migrations are retried.
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub migration: MigrationArgs,
 }
 
 #[derive(Debug, Args, Default)]

@@ -57,7 +57,7 @@ pub struct Packet<'a> {
 /// Decodes a hex string (either case, surrounding whitespace ignored) into bytes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, DecodeError> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(DecodeError::NotHex(format!("odd length {}", s.len())));
     }
     hex::decode(s).map_err(|e| DecodeError::NotHex(e.to_string()))

@@ -3,12 +3,15 @@
 //! dispatches here.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decoder;
 pub mod ingest;
+pub mod metrics;
 pub mod migrate;
 pub mod ratelimit;
 pub mod seed;
 pub mod serve;
+pub mod status;
 pub mod writer;

@@ -32,6 +32,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(meshscope::serve::run(cfg))
         }
+        Command::Migrations(args) => {
+            println!("{}", meshscope::cli::migrations_table(&args.db)?);
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let cfg = args
+                .migration
+                .resolve(&meshscope::config::FileConfig::default())
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", meshscope::cli::migrate(&args.db, &args.names, cfg)?);
+            Ok(())
+        }
         Command::Seed(args) => {
             let report = meshscope::seed::run(&args.into())?;
             println!("{report}");

@@ -131,6 +131,7 @@ pub fn run(opts: &SeedOptions) -> Result<SeedReport, SeedError> {
     if !(1..=1000).contains(&opts.obs_per_tx) {
         return Err(SeedError::BadMean);
     }
+    let _lock = db::WriterLock::acquire(&opts.db)?;
     if let Some(rows) = existing_rows(&opts.db).filter(|n| *n > 0) {
         if !opts.force {
             return Err(SeedError::NotEmpty {

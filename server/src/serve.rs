@@ -10,6 +10,7 @@ use crate::api::{self, AppState, Inner};
 use crate::config::ServeConfig;
 use crate::db;
 use crate::migrate::{self, Engine, LiveStatus};
+use crate::status::{self, StatusSource};
 use crate::writer::Writer;
 
 /// A running server's parts, for `serve` and for tests.
@@ -42,10 +43,12 @@ pub fn build_with(
     cfg: &ServeConfig,
     migrations: Vec<Arc<dyn migrate::Migration>>,
 ) -> anyhow::Result<Parts> {
+    let lock = db::WriterLock::acquire(&cfg.db)?;
     let conn = db::open_writer(&cfg.db)?;
     let readers = db::open_readers(&cfg.db, cfg.readers)?;
     let live = LiveStatus::default();
-    let engine = Engine::boot(
+    crate::metrics::install();
+    let mut engine = Engine::boot(
         &conn,
         migrations,
         cfg.engine.clone(),
@@ -53,15 +56,25 @@ pub fn build_with(
         live.clone(),
     )
     .context("cannot read or register online migrations")?;
-    let writer =
-        Arc::new(Writer::spawn(conn, engine, None).context("cannot start the writer thread")?);
+    engine.add_observer(Box::new(crate::metrics::observe_migration));
+    engine.announce();
+    let writer = Arc::new(
+        Writer::spawn(
+            conn,
+            Some(lock),
+            engine,
+            Some(Box::new(crate::metrics::observe_ingest_wait)),
+        )
+        .context("cannot start the writer thread")?,
+    );
     let state = AppState::new(Inner {
-        readers,
+        readers: readers.clone(),
         writer: writer.clone(),
         perf: api::perf::PerfRecorder::default(),
         started: Instant::now(),
         api_key: cfg.api_key.clone(),
         dist: Some(cfg.dist.clone()),
+        status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
     });
     Ok(Parts {
         state,

@@ -68,16 +68,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
+    /// Starts the writer thread on `conn`, holding `lock` until it exits.
     pub fn spawn(
         conn: Connection,
+        lock: Option<crate::db::WriterLock>,
         engine: Engine,
         on_wait: Option<WaitObserver>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = flume::bounded(QUEUE_CAPACITY);
         let join = std::thread::Builder::new()
             .name("meshscope-writer".into())
-            .spawn(move || run(conn, &rx, engine, on_wait.as_ref()))?;
+            .spawn(move || {
+                run(conn, &rx, engine, on_wait.as_ref());
+                // The writer role ends with the writer thread.
+                drop(lock);
+            })?;
         Ok(Writer {
             tx,
             join: Mutex::new(Some(join)),

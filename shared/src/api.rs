@@ -10,12 +10,14 @@ use crate::migration::MigrationInfo;
 
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// `POST /api/ingest` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IngestResponse {
     pub accepted: u64,
@@ -25,6 +27,7 @@ pub struct IngestResponse {
 
 /// `GET /api/stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub total_transmissions: i64,
@@ -37,6 +40,7 @@ pub struct Stats {
 
 /// One transmission in `GET /api/packets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PacketRow {
     pub id: i64,
@@ -53,6 +57,7 @@ pub struct PacketRow {
 
 /// `GET /api/packets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PacketsPage {
     pub packets: Vec<PacketRow>,
@@ -63,6 +68,7 @@ pub struct PacketsPage {
 
 /// One row of `GET /api/observers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ObserverRow {
     pub id: String,
@@ -74,6 +80,7 @@ pub struct ObserverRow {
 
 /// Liveness of one live-ingest source (e.g. an MQTT broker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SourceLiveness {
     pub connected: bool,
@@ -88,6 +95,7 @@ pub struct SourceLiveness {
 /// The migration fields are optional so that a dashboard can tell an older
 /// server (field absent) from a server with no migrations (`[]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Healthz {
     pub ready: bool,
     pub version: String,
@@ -105,6 +113,7 @@ pub struct Healthz {
 
 /// Latency summary of one route in `GET /api/perf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointStats {
     pub count: u64,
@@ -116,6 +125,7 @@ pub struct EndpointStats {
 
 /// `GET /api/perf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Perf {
     pub uptime_sec: u64,

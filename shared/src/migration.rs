@@ -21,6 +21,7 @@ pub mod stored {
 /// Status as shown to operators. `Unknown` is what an unrecognised stored
 /// value becomes: it is never mistaken for `Done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MigrationStatus {
     Pending,
@@ -97,6 +98,7 @@ pub struct MigrationRecord {
 
 /// What the API, the CLI and the banner show of one migration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationInfo {
     pub name: String,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod migrations;
 pub mod perf;
 mod read;
 mod write;
@@ -12,13 +13,17 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::db::ReaderPool;
+use crate::status::StatusSource;
 use crate::writer::Writer;
 use auth::ApiKey;
 use error::ApiError;
@@ -38,6 +43,7 @@ pub struct Inner {
     pub started: Instant,
     pub api_key: Option<ApiKey>,
     pub dist: Option<PathBuf>,
+    pub status: Arc<StatusSource>,
 }
 
 impl std::ops::Deref for AppState {
@@ -100,24 +106,71 @@ async fn api_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))
 }
 
+async fn metrics_text() -> Result<String, ApiError> {
+    crate::metrics::render()
+        .ok_or_else(|| ApiError::Unavailable("the metrics recorder is not installed".into()))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "meshscope API", description = "MeshCore packet store, status and online-migration controls"),
+    modifiers(&SecurityAddon)
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every `/api` handler, registered in the router and the OpenAPI document
+/// from the same `#[utoipa::path]` attribute, so the two cannot drift apart.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(read::healthz))
+        .routes(routes!(read::perf))
+        .routes(routes!(migrations::list))
+        .routes(routes!(migrations::events))
+        .routes(routes!(migrations::control))
+        .routes(routes!(read::stats))
+        .routes(routes!(read::packets))
+        .routes(routes!(read::timestamps))
+        .routes(routes!(read::observers))
+        .routes(routes!(write::ingest))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| api_routes().split_for_parts().1).clone()
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "status",
+    responses((status = 200, description = "this document")))]
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(openapi())
+}
+
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/healthz", get(read::healthz))
-        .route("/api/perf", get(read::perf))
-        .route("/api/stats", get(read::stats))
-        .route("/api/packets", get(read::packets))
-        .route("/api/packets/timestamps", get(read::timestamps))
-        .route("/api/observers", get(read::observers))
-        .route(
-            "/api/ingest",
-            post(write::ingest).layer(DefaultBodyLimit::max(MAX_BODY)),
-        )
+    let (api, _) = api_routes().split_for_parts();
+    let api = api
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             perf::track,
         ))
-        .route("/api/{*rest}", axum::routing::any(api_not_found));
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
+        .route("/metrics", get(metrics_text));
 
     let router = match state
         .dist

@@ -81,8 +81,11 @@ pub async fn track(
     let route = matched.map(|m| m.as_str().to_string());
     let start = Instant::now();
     let resp = next.run(req).await;
-    if let Some(route) = route.filter(|r| r.starts_with("/api/")) {
-        state.perf.record(&route, start.elapsed());
+    // The event stream lives as long as the client; its duration is not a latency.
+    if let Some(route) = route.filter(|r| r.starts_with("/api/") && r != "/api/events") {
+        let took = start.elapsed();
+        state.perf.record(&route, took);
+        crate::metrics::observe_http(&route, took);
     }
     resp
 }

@@ -4,38 +4,54 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
-use shared::api::{Healthz, ObserverRow, PacketRow, PacketsPage, Perf, Stats};
+use shared::api::{ErrorBody, Healthz, ObserverRow, PacketRow, PacketsPage, Perf, Stats};
 use shared::packet::{parse_payload_type, payload_type_name};
 use shared::timefmt::{format_unix_secs, parse_time_param};
 
 use super::error::ApiError;
 use super::{now_secs, AppState};
 
+/// `GET /api/healthz`: 200 while the process serves; the body tells the
+/// truth about migrations (fail closed when their status cannot be read).
+#[utoipa::path(get, path = "/api/healthz", tag = "status",
+    responses((status = 200, description = "Readiness, version, uptime and migration status; always 200 while serving", body = Healthz)))]
 pub(super) async fn healthz(State(state): State<AppState>) -> Json<Healthz> {
-    Json(Healthz {
-        ready: true,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        uptime_sec: state.uptime_sec(),
-        async_migrations: None,
-        async_migrations_running: None,
-        async_migrations_error: None,
-        ingest_liveness: None,
-    })
+    Json(super::migrations::migration_health(&state).await)
 }
 
-pub(super) async fn perf(State(state): State<AppState>) -> Json<Perf> {
-    Json(Perf {
+/// `GET /api/perf`: request timings; a migration status failure does not
+/// stop the rest of the payload, and is reported in a header and a field.
+#[utoipa::path(get, path = "/api/perf", tag = "status",
+    responses((status = 200, description = "Latency per route; X-Async-Migrations-Error header when migration status cannot be read", body = Perf)))]
+pub(super) async fn perf(State(state): State<AppState>) -> Response {
+    let (list, error) = match state.status.infos(super::now_ms()).await {
+        Ok(list) => (Some(list), None),
+        Err(e) => (None, Some(e)),
+    };
+    let body = Json(Perf {
         uptime_sec: state.uptime_sec(),
         total_requests: state.perf.total(),
         endpoints: state.perf.snapshot(),
-        async_migrations: None,
-        async_migrations_error: None,
-    })
+        async_migrations: list,
+        async_migrations_error: error.clone(),
+    });
+    match error {
+        Some(e) => {
+            let header = HeaderValue::from_str(&e.replace(['\r', '\n'], " "))
+                .unwrap_or_else(|_| HeaderValue::from_static("migration status unavailable"));
+            ([("x-async-migrations-error", header)], body).into_response()
+        }
+        None => body.into_response(),
+    }
 }
 
+#[utoipa::path(get, path = "/api/stats", tag = "packets",
+    responses((status = 200, body = Stats), (status = 500, body = ErrorBody)))]
 pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let now = now_secs();
     let stats = state
@@ -155,6 +171,18 @@ impl PacketQuery {
     }
 }
 
+#[utoipa::path(get, path = "/api/packets", tag = "packets",
+    params(
+        ("limit" = Option<i64>, Query, description = "1-500, default 50"),
+        ("offset" = Option<i64>, Query, description = "default 0"),
+        ("observer" = Option<String>, Query, description = "observer id"),
+        ("hash" = Option<String>, Query, description = "hash prefix (hex)"),
+        ("type" = Option<String>, Query, description = "payload type name or code"),
+        ("since" = Option<String>, Query, description = "unix seconds or RFC3339"),
+        ("until" = Option<String>, Query, description = "unix seconds or RFC3339"),
+        ("order" = Option<String>, Query, description = "asc or desc (default)"),
+    ),
+    responses((status = 200, body = PacketsPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn packets(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -250,6 +278,9 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
     })
 }
 
+#[utoipa::path(get, path = "/api/packets/timestamps", tag = "packets",
+    params(("since" = String, Query, description = "unix seconds or RFC3339 (required)")),
+    responses((status = 200, body = Vec<String>), (status = 400, body = ErrorBody)))]
 pub(super) async fn timestamps(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -269,6 +300,8 @@ pub(super) async fn timestamps(
     Ok(Json(list))
 }
 
+#[utoipa::path(get, path = "/api/observers", tag = "packets",
+    responses((status = 200, body = Vec<ObserverRow>), (status = 500, body = ErrorBody)))]
 pub(super) async fn observers(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ObserverRow>>, ApiError> {

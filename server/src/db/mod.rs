@@ -50,8 +50,55 @@ pub enum DbError {
     },
     #[error("cannot open read-only connections to {path}: {source}")]
     Pool { path: PathBuf, source: r2d2::Error },
+    #[error(
+        "another meshscope process holds the writer role on {path} (lock file {lock}); \
+         stop it first, or point --db at another file"
+    )]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("cannot lock {lock}: {source}")]
+    Lock {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// The writer role on a database file, held by exactly one process: an
+/// exclusive OS lock on `<db>.lock`, released when dropped (or when the
+/// process dies, so a crash never leaves a stale lock).
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    pub fn acquire(db: &Path) -> Result<WriterLock, DbError> {
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock = PathBuf::from(format!("{}.lock", db.display()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| DbError::Lock {
+                lock: lock.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(WriterLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DbError::Locked {
+                path: db.to_path_buf(),
+                lock,
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(DbError::Lock { lock, source }),
+        }
+    }
 }
 
 /// Opens (creating if needed) the read-write connection and upgrades the schema.

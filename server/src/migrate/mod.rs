@@ -353,6 +353,15 @@ impl Engine {
         self.observers.push(o);
     }
 
+    /// Tells observers every migration's current state (after adding them at boot).
+    pub fn announce(&self) {
+        for i in 0..self.slots.len() {
+            if let Err(e) = self.notify(&self.progress(i, None)) {
+                tracing::error!(error = e, "progress observer failed at boot");
+            }
+        }
+    }
+
     pub fn live(&self) -> LiveStatus {
         self.live.clone()
     }

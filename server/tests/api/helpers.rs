@@ -13,8 +13,9 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: PathBuf,
-    #[allow(dead_code)] // used by the migration tests
+    #[allow(dead_code)] // kept so tests can reach the writer directly
     pub writer: Arc<Writer>,
+    pub status: Arc<meshscope::status::StatusSource>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -43,6 +44,10 @@ pub struct Options {
     pub prepare: Option<Prepare>,
     /// Keep online migrations from starting (to look at the file as boot left it).
     pub hold_migrations: bool,
+    /// Migrations to register instead of the shipped registry.
+    pub migrations: Option<Vec<Arc<dyn meshscope::migrate::Migration>>>,
+    /// Engine settings instead of the defaults.
+    pub engine: Option<meshscope::migrate::EngineConfig>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -60,7 +65,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     if let Some(prepare) = opts.prepare {
         prepare(&db);
     }
-    let cfg = ServeConfig::resolve(ServeArgs {
+    let mut cfg = ServeConfig::resolve(ServeArgs {
         db: Some(db.clone()),
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
@@ -68,13 +73,20 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         ..Default::default()
     })
     .map_err(anyhow::Error::msg)?;
-    let parts = serve::build(&cfg)?;
+    if let Some(engine) = opts.engine {
+        cfg.engine = engine;
+    }
+    let parts = match opts.migrations {
+        Some(m) => serve::build_with(&cfg, m)?,
+        None => serve::build(&cfg)?,
+    };
     if !opts.hold_migrations {
         parts.start_migrations().await?;
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let router = meshscope::api::app(parts.state.clone());
+    let status = parts.state.status.clone();
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -83,6 +95,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         client: reqwest::Client::new(),
         db,
         writer: parts.writer,
+        status,
         _dir: dir,
     })
 }

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)] // helpers are shared between this binary's modules only
 #![allow(clippy::unwrap_used)] // test setup code outside #[test] functions
 
+mod cli;
 mod crash;
 mod engine;
 mod fairness;
@@ -10,3 +11,4 @@ mod helpers;
 mod ingest;
 mod legacy;
 mod read;
+mod status;

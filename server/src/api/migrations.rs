@@ -1,0 +1,154 @@
+//! Migration status and controls over HTTP: the status list, the live
+//! Server-Sent Events stream the banner follows, and pause/resume/cancel/retry.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use shared::api::{ErrorBody, Healthz};
+use shared::migration::MigrationInfo;
+
+use super::error::ApiError;
+use super::{auth, now_ms, AppState};
+use crate::migrate::{ControlError, ControlOp};
+
+/// Events are coalesced to at most one per this interval (4 per second).
+const MIN_EVENT_GAP: Duration = Duration::from_millis(250);
+/// A heartbeat event goes out at least this often.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often the stream looks for changes made by other processes.
+const POLL: Duration = Duration::from_secs(1);
+/// What EventSource clients wait before reconnecting.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// The migration part of healthz (also the SSE payload): fail closed on a read error.
+pub(super) async fn migration_health(state: &AppState) -> Healthz {
+    let (list, error) = match state.status.infos(now_ms()).await {
+        Ok(list) => (Some(list), None),
+        Err(e) => (None, Some(e)),
+    };
+    let running = error.is_some()
+        || list
+            .as_deref()
+            .is_some_and(shared::migration::any_in_progress);
+    Healthz {
+        ready: true,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_sec: state.uptime_sec(),
+        async_migrations: list,
+        async_migrations_running: Some(running),
+        async_migrations_error: error,
+        ingest_liveness: None,
+    }
+}
+
+/// `GET /api/perf/async-migrations`: the list, or 500 when it cannot be read
+/// (never an empty list for a failure).
+#[utoipa::path(get, path = "/api/perf/async-migrations", tag = "migrations",
+    responses((status = 200, body = Vec<MigrationInfo>), (status = 500, description = "status unreadable (never an empty list)", body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<MigrationInfo>>, ApiError> {
+    state
+        .status
+        .infos(now_ms())
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("migration status unavailable: {e}")))
+}
+
+/// `POST /api/migrations/{name}/{action}`.
+#[utoipa::path(post, path = "/api/migrations/{name}/{action}", tag = "migrations",
+    params(("name" = String, Path), ("action" = String, Path, description = "pause, resume, cancel or retry")),
+    responses((status = 200, body = MigrationInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(super) async fn control(
+    State(state): State<AppState>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<MigrationInfo>, ApiError> {
+    auth::check_required(state.api_key.as_ref(), &headers)?;
+    let op = ControlOp::parse(&action).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unknown action {action:?}; use pause, resume, cancel or retry"
+        ))
+    })?;
+    let info = state
+        .writer
+        .with_engine(move |conn, engine| engine.control(conn, &name, op))
+        .await?
+        .map_err(|e| match e {
+            ControlError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ControlError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            ControlError::Store(_) => ApiError::Internal(e.to_string()),
+        })?;
+    Ok(Json(info))
+}
+
+struct EventState {
+    app: AppState,
+    live: tokio::sync::watch::Receiver<u64>,
+    last_sent: Option<String>,
+    last_emit: Option<tokio::time::Instant>,
+    next_heartbeat: tokio::time::Instant,
+    first: bool,
+}
+
+/// The part of the payload whose change is worth an event.
+fn fingerprint(h: &Healthz) -> String {
+    serde_json::to_string(&(&h.async_migrations, &h.async_migrations_error)).unwrap_or_default()
+}
+
+/// `GET /api/events`: a `migrations` event (the healthz payload) whenever the
+/// migration list changes, at most 4 per second, and a `heartbeat` every 15 s.
+#[utoipa::path(get, path = "/api/events", tag = "migrations",
+    responses((status = 200, content_type = "text/event-stream", description = "`migrations` events (healthz payload) on change, at most 4/s; `heartbeat` every 15 s")))]
+pub(super) async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let init = EventState {
+        live: state.status.live().subscribe(),
+        app: state,
+        last_sent: None,
+        last_emit: None,
+        next_heartbeat: tokio::time::Instant::now() + HEARTBEAT,
+        first: true,
+    };
+    Sse::new(stream::unfold(init, |mut st| async move {
+        loop {
+            if !st.first {
+                tokio::select! {
+                    _ = st.live.changed() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                    () = tokio::time::sleep_until(st.next_heartbeat) => {
+                        st.next_heartbeat = tokio::time::Instant::now() + HEARTBEAT;
+                        let ev = Event::default().event("heartbeat").data(now_ms().to_string());
+                        return Some((Ok(ev), st));
+                    }
+                }
+                if let Some(at) = st.last_emit {
+                    tokio::time::sleep_until(at + MIN_EVENT_GAP).await;
+                }
+            }
+            let h = migration_health(&st.app).await;
+            let fp = fingerprint(&h);
+            if st.last_sent.as_ref() == Some(&fp) {
+                continue;
+            }
+            let data = serde_json::to_string(&h).unwrap_or_default();
+            let mut ev = Event::default().event("migrations").data(data);
+            if st.first {
+                ev = ev.retry(RETRY);
+                st.first = false;
+            }
+            st.last_sent = Some(fp);
+            st.last_emit = Some(tokio::time::Instant::now());
+            return Some((Ok(ev), st));
+        }
+    }))
+}

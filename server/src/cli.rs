@@ -1,0 +1,229 @@
+//! `meshscope migrations` (a status table of a file) and `meshscope migrate`
+//! (run pending migrations in the foreground, with a progress bar each).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rusqlite::{Connection, OpenFlags};
+use shared::fmt::{duration_approx, rate, thousands};
+use shared::migration::{MigrationInfo, MigrationRecord, MigrationStatus};
+
+use crate::db::{self, WriterLock};
+use crate::migrate::{self, store, ControlOp, Engine, EngineConfig, LiveStatus, Progress};
+
+fn require_file(db: &Path) -> anyhow::Result<()> {
+    if !db.is_file() {
+        bail!("no database file at {}", db.display());
+    }
+    Ok(())
+}
+
+/// Renders the status table of `db` without starting a server.
+pub fn migrations_table(db: &Path) -> anyhow::Result<String> {
+    require_file(db)?;
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    conn.busy_timeout(db::BUSY_TIMEOUT)?;
+    let has_table = !db::table_columns(&conn, "_async_migrations")?.is_empty();
+    let mut records: Vec<MigrationRecord> = if has_table {
+        store::read_all(&conn)
+            .context("cannot read _async_migrations")?
+            .into_iter()
+            .map(|r| r.rec)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Migrations this build knows but the file has not registered yet.
+    for m in migrate::registry() {
+        if !records.iter().any(|r| r.name == m.name()) {
+            records.push(MigrationRecord {
+                name: m.name().to_string(),
+                status: shared::migration::stored::PENDING.to_string(),
+                error: Some("not registered yet (starts with the next serve or migrate)".into()),
+                ..Default::default()
+            });
+        }
+    }
+    let now = crate::api::now_ms();
+    let infos: Vec<MigrationInfo> = records
+        .iter()
+        .map(|r| MigrationInfo::from_record(r, now))
+        .collect();
+    Ok(render_table(&infos))
+}
+
+fn render_table(infos: &[MigrationInfo]) -> String {
+    let header = [
+        "NAME",
+        "STATUS",
+        "PROCESSED / TOTAL",
+        "PERCENT",
+        "RATE",
+        "ETA",
+        "ERROR",
+    ];
+    let rows: Vec<[String; 7]> = infos
+        .iter()
+        .map(|m| {
+            [
+                m.name.clone(),
+                m.status.as_str().to_string(),
+                format!(
+                    "{} / {}",
+                    thousands(m.rows_processed),
+                    thousands(m.rows_total)
+                ),
+                format!("{:.1}%", m.percent),
+                format!("{}/s", rate(m.rate_per_sec)),
+                m.eta_sec.map(duration_approx).unwrap_or_else(|| "-".into()),
+                m.error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    for r in &rows {
+        out.push('\n');
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Runs the chosen (default: all) migrations on `db` in the foreground.
+/// Named migrations that failed or were cancelled are retried explicitly.
+pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result<String> {
+    require_file(db)?;
+    let known: Vec<&'static str> = migrate::registry().iter().map(|m| m.name()).collect();
+    for n in names {
+        if !known.contains(&n.as_str()) {
+            bail!("unknown migration {n:?}; known: {}", known.join(", "));
+        }
+    }
+    let lock = WriterLock::acquire(db)?;
+    let mut conn = db::open_writer(db)?;
+    let chosen: Vec<_> = migrate::registry()
+        .into_iter()
+        .filter(|m| names.is_empty() || names.iter().any(|n| n == m.name()))
+        .collect();
+    let mut engine = Engine::boot(&conn, chosen, cfg, None, LiveStatus::default())?;
+    for n in names {
+        let st = engine
+            .info(n)
+            .map(|i| i.status)
+            .unwrap_or(MigrationStatus::Unknown);
+        if matches!(st, MigrationStatus::Failed | MigrationStatus::Cancelled) {
+            engine.control(&conn, n, ControlOp::Retry)?;
+        }
+    }
+
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:28} {bar:30} {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let mut by_name: HashMap<String, ProgressBar> = HashMap::new();
+    for r in engine.records() {
+        let pb = bars.add(ProgressBar::new(r.rows_total.max(0) as u64));
+        pb.set_style(style.clone());
+        pb.set_prefix(r.name.clone());
+        pb.set_position(r.rows_processed.max(0) as u64);
+        pb.set_message(MigrationStatus::from_stored(&r.status).as_str());
+        by_name.insert(r.name, pb);
+    }
+    let observer_bars = by_name.clone();
+    engine.add_observer(Box::new(move |p: &Progress| {
+        if let Some(pb) = observer_bars.get(&p.name) {
+            pb.set_length(p.rows_total.max(0) as u64);
+            pb.set_position(p.rows_processed.max(0) as u64);
+            pb.set_message(p.status.as_str());
+        }
+    }));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(stop.clone());
+    engine.set_enabled(true);
+    let started = Instant::now();
+    while let Some(due) = engine.next_due() {
+        if stop.load(Ordering::Relaxed) {
+            engine.shutdown(&mut conn);
+            bail!("interrupted: progress is saved and the next `migrate` or `serve` resumes it");
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep((due - now).min(std::time::Duration::from_millis(50)));
+            continue;
+        }
+        engine.run_unit(&mut conn);
+    }
+    for pb in by_name.values() {
+        pb.finish();
+    }
+    drop(conn);
+    drop(lock);
+    let records = engine.records();
+    let failed: Vec<String> = records
+        .iter()
+        .filter(|r| MigrationStatus::from_stored(&r.status) != MigrationStatus::Done)
+        .map(|r| {
+            format!(
+                "{} is {}{}",
+                r.name,
+                MigrationStatus::from_stored(&r.status).as_str(),
+                r.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(format!(
+        "{} migration(s) done in {:.1} s",
+        records.len(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// Sets `stop` on Ctrl-C, from a small runtime on its own thread.
+fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(async {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }),
+                Err(e) => tracing::warn!(error = %e, "cannot watch for Ctrl-C"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot watch for Ctrl-C");
+    }
+}

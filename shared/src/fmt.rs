@@ -1,0 +1,75 @@
+//! Human formatting shared by the CLI and the dashboard: thousands
+//! separators and "about 2 min" durations.
+
+/// `1234567` → `"1,234,567"`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate like `12,345` (rounded to a whole number per second).
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        return "0".into();
+    }
+    thousands(per_sec.round() as i64)
+}
+
+/// A remaining time in human units: "under 1 s", "42 s", "2 min", "1 h 5 min".
+pub fn duration_approx(secs: f64) -> String {
+    if !secs.is_finite() || secs < 1.0 {
+        return "under 1 s".into();
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", (s + 30) / 60),
+        _ => {
+            let h = s / 3600;
+            let m = (s % 3600 + 30) / 60;
+            if m == 0 || m == 60 {
+                format!("{} h", if m == 60 { h + 1 } else { h })
+            } else {
+                format!("{h} h {m} min")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(71_000), "71,000");
+        assert_eq!(thousands(1_492_311), "1,492,311");
+        assert_eq!(thousands(-12_345), "-12,345");
+        assert_eq!(rate(1234.6), "1,235");
+        assert_eq!(rate(f64::NAN), "0");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_approx(0.2), "under 1 s");
+        assert_eq!(duration_approx(42.0), "42 s");
+        assert_eq!(duration_approx(119.0), "2 min");
+        assert_eq!(duration_approx(90.0), "2 min");
+        assert_eq!(duration_approx(3_900.0), "1 h 5 min");
+        assert_eq!(duration_approx(7_200.0), "2 h");
+        assert_eq!(duration_approx(f64::INFINITY), "under 1 s");
+    }
+}
