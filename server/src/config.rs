@@ -32,6 +32,28 @@ pub enum Command {
     Migrations(MigrationsArgs),
     /// Run pending online migrations in the foreground, with progress bars.
     Migrate(MigrateArgs),
+    /// Benchmark latency under backfill: naive vs fixed-sleep vs meshscope vs idle.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scale(s): 1 = 71,000 transmissions / ~1.5M observations; 10 = 710,000 / ~15M.
+    /// Several run one after the other: --scale 1,10
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub scale: Vec<u32>,
+    /// A few thousand rows and short phases: checks the machinery, not speed.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Also run 500 concurrent /api/healthz clients for 10 s during a backfill.
+    #[arg(long)]
+    pub herd: bool,
+    /// Where the JSON results and SVG plots go.
+    #[arg(long, default_value = "bench/results")]
+    pub out: PathBuf,
+    /// Where generated databases are cached between runs.
+    #[arg(long, default_value = "bench/cache")]
+    pub cache: PathBuf,
 }
 
 #[derive(Debug, Args)]

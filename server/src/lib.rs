@@ -3,6 +3,7 @@
 //! dispatches here.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;

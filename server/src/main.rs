@@ -44,6 +44,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", meshscope::cli::migrate(&args.db, &args.names, cfg)?);
             Ok(())
         }
+        Command::Bench(args) => {
+            for scale in args.scale {
+                let (report, path) = meshscope::bench::run(&meshscope::bench::BenchOptions {
+                    scale,
+                    smoke: args.smoke,
+                    herd: args.herd,
+                    out: args.out.clone(),
+                    cache: args.cache.clone(),
+                })?;
+                println!("{}", meshscope::bench::render(&report));
+                println!("results: {}", path.display());
+            }
+            Ok(())
+        }
         Command::Seed(args) => {
             let report = meshscope::seed::run(&args.into())?;
             println!("{report}");

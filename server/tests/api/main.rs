@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)] // helpers are shared between this binary's modules only
 #![allow(clippy::unwrap_used)] // test setup code outside #[test] functions
 
+mod bench;
 mod cli;
 mod crash;
 mod engine;

@@ -1,0 +1,801 @@
+//! `meshscope bench`: latency under backfill, side by side, in one run.
+//!
+//! Per scale, one legacy file is generated once (cached) and copied fresh
+//! for every strategy. Each strategy runs inside a real meshscope server
+//! (same writer thread, reader pool and HTTP stack, on its own runtime)
+//! while the same load runs against it over loopback HTTP: reader clients
+//! looping `/api/packets?limit=50`, `/api/stats` and `/api/healthz`, and an
+//! open-loop ingest of one new packet every 20 ms. Strategies:
+//! `naive` (the one-statement UPDATE as one writer command), `fixed-sleep`
+//! (5,000-row chunks with a 100 ms sleep), `meshscope` (the engine with its
+//! defaults) and `idle` (no backfill, as long as the slowest strategy).
+//! Only requests sent while the backfill runs count; every strategy gets the
+//! same load and the same lead-in, and none gets a warm-up of its own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::config::{ServeArgs, ServeConfig};
+use crate::migrate::{last_seen, EngineConfig};
+use crate::seed::{self, SeedOptions};
+use crate::serve;
+
+pub const READ_ENDPOINTS: [&str; 3] = ["/api/packets", "/api/stats", "/api/healthz"];
+const READ_URLS: [&str; 3] = ["/api/packets?limit=50", "/api/stats", "/api/healthz"];
+/// Reader clients per endpoint, each looping with a short pause.
+const CLIENTS_PER_ENDPOINT: usize = 2;
+const READER_PAUSE: Duration = Duration::from_millis(10);
+const INGEST_EVERY: Duration = Duration::from_millis(20);
+const LEAD_IN: Duration = Duration::from_millis(500);
+const TAIL: Duration = Duration::from_millis(300);
+const FIXED_CHUNK: i64 = 5_000;
+const FIXED_SLEEP: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub scale: u32,
+    pub smoke: bool,
+    pub herd: bool,
+    pub out: PathBuf,
+    pub cache: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub n: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Summary {
+    fn of(samples: &[Duration]) -> Summary {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| unreachable!("static histogram bounds are valid"));
+        for s in samples {
+            h.saturating_record(u64::try_from(s.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
+        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        if h.is_empty() {
+            return Summary {
+                n: 0,
+                p50_ms: 0.0,
+                p95_ms: 0.0,
+                p99_ms: 0.0,
+                max_ms: 0.0,
+            };
+        }
+        Summary {
+            n: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrategyResult {
+    pub name: String,
+    pub backfill_wall_sec: Option<f64>,
+    pub wall_ratio_to_naive: Option<f64>,
+    pub rows_updated: i64,
+    pub correct: bool,
+    pub orphans_touched: i64,
+    pub wal_peak_bytes: u64,
+    pub ingest: Summary,
+    pub ingest_errors: u64,
+    pub readers: BTreeMap<String, Summary>,
+    pub reader_p99_ratio_to_idle: BTreeMap<String, f64>,
+    pub reader_errors: u64,
+    /// (seconds since the window opened, latency ms) of every ingest request.
+    #[serde(skip)]
+    pub ingest_timeline: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HerdResult {
+    pub clients: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub status_db_reads: u64,
+    pub status_db_reads_per_ttl: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub scale: u32,
+    pub smoke: bool,
+    pub transmissions: i64,
+    pub observations: i64,
+    pub sqlite_version: String,
+    pub machine_cores: usize,
+    pub strategies: Vec<StrategyResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub herd: Option<HerdResult>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Idle,
+    Naive,
+    FixedSleep,
+    Meshscope,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Idle => "idle",
+            Kind::Naive => "naive",
+            Kind::FixedSleep => "fixed-sleep",
+            Kind::Meshscope => "meshscope",
+        }
+    }
+}
+
+fn transmissions_for(opts: &BenchOptions) -> u64 {
+    if opts.smoke {
+        3_000
+    } else {
+        71_000 * u64::from(opts.scale)
+    }
+}
+
+/// The cached legacy file for this scale, generated on first use.
+fn source_file(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
+    let n = transmissions_for(opts);
+    std::fs::create_dir_all(&opts.cache)
+        .with_context(|| format!("cannot create {}", opts.cache.display()))?;
+    let path = opts.cache.join(format!("legacy-{n}-v1.db"));
+    let marker = opts.cache.join(format!("legacy-{n}-v1.complete"));
+    if path.exists() && marker.exists() {
+        return Ok(path);
+    }
+    eprintln!(
+        "bench: generating {n} transmissions into {} (once)",
+        path.display()
+    );
+    seed::run(&SeedOptions {
+        db: path.clone(),
+        transmissions: n,
+        obs_per_tx: 21,
+        observers: 60,
+        legacy: true,
+        rng_seed: 1,
+        force: true,
+        end_unix: None,
+        progress: true,
+    })?;
+    std::fs::write(&marker, b"ok")?;
+    Ok(path)
+}
+
+fn copy_fresh(src: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let dst = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", dst.display()));
+    }
+    std::fs::copy(src, &dst)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+    Ok(dst)
+}
+
+fn count(db: &Path, sql: &str) -> anyhow::Result<i64> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    c.busy_timeout(Duration::from_secs(30))?;
+    Ok(c.query_row(sql, [], |r| r.get(0))?)
+}
+
+/// Every transmission's last_seen equals its newest sighting (0 without any).
+const WRONG_LAST_SEEN: &str = "SELECT COUNT(*) FROM transmissions t
+    WHERE t.last_seen != COALESCE((SELECT MAX(o.timestamp) FROM observations o WHERE o.transmission_id = t.id), 0)";
+const ORPHANS_TOUCHED: &str = "SELECT COUNT(*) FROM transmissions t WHERE t.last_seen != 0
+    AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id)";
+
+/// Samples the WAL file's size until stopped; returns the peak.
+fn wal_sampler(db: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(m) = std::fs::metadata(&wal) {
+                peak = peak.max(m.len());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+struct Samples {
+    ingest: Vec<(Instant, Duration)>,
+    ingest_errors: u64,
+    readers: Vec<(usize, Instant, Duration)>,
+    reader_errors: u64,
+}
+
+/// Runs the load until `stop`; returns what every request saw.
+async fn load(base: String, stop: Arc<AtomicBool>, seq: Arc<AtomicU64>) -> Samples {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    let mut readers = Vec::new();
+    for (ep, url) in READ_URLS.iter().enumerate() {
+        for _ in 0..CLIENTS_PER_ENDPOINT {
+            let (client, stop, url) = (client.clone(), stop.clone(), format!("{base}{url}"));
+            readers.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut errors = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            out.push((ep, t, t.elapsed()));
+                        }
+                        _ => errors += 1,
+                    }
+                    tokio::time::sleep(READER_PAUSE).await;
+                }
+                (out, errors)
+            }));
+        }
+    }
+    let mut ingest = Vec::new();
+    let mut tick = tokio::time::interval(INGEST_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let mut payload = n.to_le_bytes().to_vec();
+        payload.extend_from_slice(b"meshscope bench ingest probe");
+        let raw = hex::encode(crate::decoder::encode(1, 2, 0, None, 1, &[], &payload));
+        let body = serde_json::json!({"observer": "be7c40", "raw": raw, "snr": 5.5});
+        let (client, url) = (client.clone(), format!("{base}/api/ingest"));
+        ingest.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = matches!(client.post(url).json(&body).send().await, Ok(r) if r.status().is_success());
+            (t, t.elapsed(), ok)
+        }));
+    }
+    let mut s = Samples {
+        ingest: Vec::new(),
+        ingest_errors: 0,
+        readers: Vec::new(),
+        reader_errors: 0,
+    };
+    for h in ingest {
+        if let Ok((t, d, ok)) = h.await {
+            if ok {
+                s.ingest.push((t, d));
+            } else {
+                s.ingest_errors += 1;
+            }
+        }
+    }
+    for h in readers {
+        if let Ok((v, e)) = h.await {
+            s.readers.extend(v);
+            s.reader_errors += e;
+        }
+    }
+    s
+}
+
+fn engine_defaults() -> EngineConfig {
+    EngineConfig::default()
+}
+
+struct Server {
+    parts: serve::Parts,
+    base: String,
+    rt: tokio::runtime::Runtime,
+}
+
+fn start_server(db: &Path, kind: Kind) -> anyhow::Result<Server> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-server")
+        .enable_all()
+        .build()?;
+    let mut cfg = ServeConfig::resolve(ServeArgs {
+        db: Some(db.to_path_buf()),
+        listen: Some("127.0.0.1:0".parse()?),
+        dist: Some(PathBuf::from("nonexistent-dist")),
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    cfg.engine = engine_defaults();
+    let migrations: Vec<Arc<dyn crate::migrate::Migration>> = match kind {
+        Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
+        _ => vec![],
+    };
+    let parts = serve::build_with(&cfg, migrations)?;
+    let router = crate::api::app(parts.state.clone());
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    rt.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "bench server failed");
+        }
+    });
+    Ok(Server { parts, base, rt })
+}
+
+fn run_strategy(
+    kind: Kind,
+    src: &Path,
+    work: &Path,
+    idle_for: Duration,
+    client_rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<StrategyResult> {
+    let db = copy_fresh(src, work, kind.name())?;
+    let max_id = count(&db, "SELECT COALESCE(MAX(id), 0) FROM transmissions")?;
+    let filled_before = count(
+        &db,
+        &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
+    )?;
+    let server = start_server(&db, kind)?;
+    let stop_wal = Arc::new(AtomicBool::new(false));
+    let wal = wal_sampler(&db, stop_wal.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let seq = Arc::new(AtomicU64::new(u64::from(kind as u8) << 40));
+    let load_task = client_rt.spawn(load(server.base.clone(), stop.clone(), seq));
+    std::thread::sleep(LEAD_IN);
+
+    let writer = server.parts.writer.clone();
+    let window_start = Instant::now();
+    match kind {
+        Kind::Idle => std::thread::sleep(idle_for),
+        Kind::Naive => {
+            server.rt.block_on(writer.exec(|c| {
+                c.execute(last_seen::UPDATE_RANGE, [0, i64::MAX])?;
+                Ok(())
+            }))?;
+        }
+        Kind::FixedSleep => {
+            let mut cursor = 0;
+            while cursor < max_id {
+                let upto = (cursor + FIXED_CHUNK).min(max_id);
+                server.rt.block_on(writer.exec(move |c| {
+                    c.execute(last_seen::UPDATE_RANGE, [cursor, upto])?;
+                    Ok(())
+                }))?;
+                cursor = upto;
+                if cursor < max_id {
+                    std::thread::sleep(FIXED_SLEEP);
+                }
+            }
+        }
+        Kind::Meshscope => {
+            server.rt.block_on(server.parts.start_migrations())?;
+            loop {
+                let rec = server.parts.live.snapshot().get(last_seen::NAME).cloned();
+                match rec.as_ref().map(|r| r.status.as_str()) {
+                    Some("done") => break,
+                    Some("failed") | Some("cancelled") => {
+                        bail!("the engine's backfill ended as {:?}", rec)
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }
+    }
+    let wall = window_start.elapsed();
+    let window_end = Instant::now();
+    std::thread::sleep(TAIL);
+    stop.store(true, Ordering::Relaxed);
+    let samples = client_rt.block_on(load_task)?;
+    server.parts.writer.shutdown();
+    drop(server);
+    stop_wal.store(true, Ordering::Relaxed);
+    let wal_peak = wal.join().unwrap_or(0);
+
+    let in_window = |t: &Instant| *t >= window_start && *t <= window_end;
+    let ingest: Vec<Duration> = samples
+        .ingest
+        .iter()
+        .filter(|(t, _)| in_window(t))
+        .map(|(_, d)| *d)
+        .collect();
+    let timeline = samples
+        .ingest
+        .iter()
+        .map(|(t, d)| {
+            let at = if *t >= window_start {
+                t.duration_since(window_start).as_secs_f64()
+            } else {
+                -window_start.duration_since(*t).as_secs_f64()
+            };
+            (at, d.as_secs_f64() * 1000.0)
+        })
+        .collect();
+    let mut readers = BTreeMap::new();
+    for (i, ep) in READ_ENDPOINTS.iter().enumerate() {
+        let v: Vec<Duration> = samples
+            .readers
+            .iter()
+            .filter(|(e, t, _)| *e == i && in_window(t))
+            .map(|(_, _, d)| *d)
+            .collect();
+        readers.insert((*ep).to_string(), Summary::of(&v));
+    }
+    let filled_after = count(
+        &db,
+        &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
+    )?;
+    let wrong = if kind == Kind::Idle {
+        0
+    } else {
+        count(&db, WRONG_LAST_SEEN)?
+    };
+    let orphans_touched = count(&db, ORPHANS_TOUCHED)?;
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(StrategyResult {
+        name: kind.name().to_string(),
+        backfill_wall_sec: (kind != Kind::Idle).then_some(wall.as_secs_f64()),
+        wall_ratio_to_naive: None,
+        rows_updated: filled_after - filled_before,
+        correct: wrong == 0 && orphans_touched == 0,
+        orphans_touched,
+        wal_peak_bytes: wal_peak,
+        ingest: Summary::of(&ingest),
+        ingest_errors: samples.ingest_errors,
+        readers,
+        reader_p99_ratio_to_idle: BTreeMap::new(),
+        reader_errors: samples.reader_errors,
+        ingest_timeline: timeline,
+    })
+}
+
+/// 500 clients on `/api/healthz` for a while, during a (slowed) backfill.
+fn run_herd(
+    src: &Path,
+    work: &Path,
+    seconds: f64,
+    client_rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<HerdResult> {
+    const CLIENTS: usize = 500;
+    let db = copy_fresh(src, work, "herd")?;
+    // Slow the backfill so it outlasts the herd.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut cfg = ServeConfig::resolve(ServeArgs {
+        db: Some(db.clone()),
+        listen: Some("127.0.0.1:0".parse()?),
+        dist: Some(PathBuf::from("nonexistent-dist")),
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    cfg.engine.duty = 0.02;
+    let parts = serve::build_with(&cfg, vec![Arc::new(last_seen::TxLastSeenBackfill)])?;
+    let router = crate::api::app(parts.state.clone());
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
+    let url = format!("http://{}/api/healthz", listener.local_addr()?);
+    rt.spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    rt.block_on(parts.start_migrations())?;
+    let status = parts.state.status.clone();
+    let reads_before = status.db_reads();
+    let dur = Duration::from_secs_f64(seconds);
+    let results: Vec<(Vec<Duration>, u64)> = client_rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CLIENTS)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let end = Instant::now() + dur;
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut errors = 0;
+                    while Instant::now() < end {
+                        let t = Instant::now();
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                lat.push(t.elapsed());
+                            }
+                            _ => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        out
+    });
+    let reads = status.db_reads() - reads_before;
+    let still_running = parts
+        .live
+        .snapshot()
+        .get(last_seen::NAME)
+        .is_some_and(|r| r.status == "running");
+    if !still_running {
+        eprintln!("bench: warning: the backfill finished before the herd did");
+    }
+    parts.writer.shutdown();
+    drop(rt);
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let all: Vec<Duration> = results
+        .iter()
+        .flat_map(|(l, _)| l.iter().copied())
+        .collect();
+    let errors = results.iter().map(|(_, e)| e).sum();
+    let s = Summary::of(&all);
+    Ok(HerdResult {
+        clients: CLIENTS,
+        seconds,
+        requests: s.n,
+        errors,
+        p50_ms: s.p50_ms,
+        p99_ms: s.p99_ms,
+        max_ms: s.max_ms,
+        status_db_reads: reads,
+        // A run of S seconds touches floor(S / TTL) + 1 cache windows (the
+        // cold read at the start, then one per expiry): at most one read each.
+        status_db_reads_per_ttl: reads as f64
+            / ((seconds / crate::status::DEFAULT_TTL.as_secs_f64()).floor() + 1.0),
+    })
+}
+
+/// Runs the whole benchmark for one scale and writes JSON + SVG into `out`.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
+    if opts.scale == 0 {
+        bail!("--scale must be at least 1");
+    }
+    let src = source_file(opts)?;
+    let transmissions = count(&src, "SELECT COUNT(*) FROM transmissions")?;
+    let observations = count(&src, "SELECT COUNT(*) FROM observations")?;
+    let work = opts.cache.join("work");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-load")
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for kind in [Kind::Naive, Kind::FixedSleep, Kind::Meshscope] {
+        eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
+        results.push(run_strategy(kind, &src, &work, Duration::ZERO, &client_rt)?);
+    }
+    let slowest = results
+        .iter()
+        .filter_map(|r| r.backfill_wall_sec)
+        .fold(0.0, f64::max);
+    let idle_for = Duration::from_secs_f64(slowest.max(if opts.smoke { 0.5 } else { 2.0 }));
+    eprintln!(
+        "bench: scale {} strategy idle ({:.1} s)",
+        opts.scale,
+        idle_for.as_secs_f64()
+    );
+    let idle = run_strategy(Kind::Idle, &src, &work, idle_for, &client_rt)?;
+    results.insert(0, idle);
+
+    let naive_wall = results
+        .iter()
+        .find(|r| r.name == "naive")
+        .and_then(|r| r.backfill_wall_sec);
+    let idle_p99: BTreeMap<String, f64> = results[0]
+        .readers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.p99_ms))
+        .collect();
+    for r in &mut results {
+        r.wall_ratio_to_naive = match (r.backfill_wall_sec, naive_wall) {
+            (Some(w), Some(n)) if n > 0.0 => Some(round2(w / n)),
+            _ => None,
+        };
+        r.reader_p99_ratio_to_idle = r
+            .readers
+            .iter()
+            .filter_map(|(k, v)| {
+                idle_p99
+                    .get(k)
+                    .filter(|b| **b > 0.0)
+                    .map(|b| (k.clone(), round2(v.p99_ms / b)))
+            })
+            .collect();
+    }
+    let herd = if opts.herd {
+        eprintln!("bench: herd");
+        Some(run_herd(
+            &src,
+            &work,
+            if opts.smoke { 2.0 } else { 10.0 },
+            &client_rt,
+        )?)
+    } else {
+        None
+    };
+    let report = Report {
+        scale: opts.scale,
+        smoke: opts.smoke,
+        transmissions,
+        observations,
+        sqlite_version: rusqlite::version().to_string(),
+        machine_cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        strategies: results,
+        herd,
+    };
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let date = shared::timefmt::format_unix_ms(crate::api::now_ms());
+    let stem = format!(
+        "{}-scale{}{}",
+        &date[..10],
+        opts.scale,
+        if opts.smoke { "-smoke" } else { "" }
+    );
+    let json_path = opts.out.join(format!("{stem}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let svg_path = opts.out.join(format!("{stem}-ingest.svg"));
+    plot(&report, &svg_path)?;
+    Ok((report, json_path))
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Ingest latency over time, one series per strategy.
+fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let x_max = report
+        .strategies
+        .iter()
+        .flat_map(|s| s.ingest_timeline.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let y_max = report
+        .strategies
+        .iter()
+        .flat_map(|s| s.ingest_timeline.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Ingest latency during backfill — scale {} ({} tx / {} obs)",
+                report.scale, report.transmissions, report.observations
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.6..x_max, (0.1f64..y_max).log_scale())
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the backfill started")
+        .y_desc("POST /api/ingest latency (ms, log)")
+        .draw()
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let colors = [
+        RGBColor(120, 120, 120),
+        RGBColor(200, 40, 40),
+        RGBColor(230, 140, 20),
+        RGBColor(20, 110, 200),
+    ];
+    for (i, s) in report.strategies.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let pts: Vec<(f64, f64)> = s
+            .ingest_timeline
+            .iter()
+            .map(|(x, y)| (*x, y.max(0.1)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    Ok(())
+}
+
+/// The stdout table.
+pub fn render(report: &Report) -> String {
+    let mut out = format!(
+        "scale {} — {} transmissions / {} observations — SQLite {} — {} cores{}\n",
+        report.scale,
+        shared::fmt::thousands(report.transmissions),
+        shared::fmt::thousands(report.observations),
+        report.sqlite_version,
+        report.machine_cores,
+        if report.smoke { " (smoke)" } else { "" }
+    );
+    out.push_str(&format!(
+        "{:<12} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
+        "strategy",
+        "wall s",
+        "x naive",
+        "rows",
+        "ing p50",
+        "ing p99",
+        "ing max",
+        "pkt p99",
+        "stat p99",
+        "hlth p99",
+        "rd x idle",
+        "WAL MB",
+        "correct"
+    ));
+    for s in &report.strategies {
+        let worst_ratio = s
+            .reader_p99_ratio_to_idle
+            .values()
+            .fold(0.0f64, |a, b| a.max(*b));
+        out.push_str(&format!(
+            "{:<12} {:>9} {:>7} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8}\n",
+            s.name,
+            s.backfill_wall_sec.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
+            s.wall_ratio_to_naive.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
+            s.rows_updated,
+            s.ingest.p50_ms,
+            s.ingest.p99_ms,
+            s.ingest.max_ms,
+            s.readers.get("/api/packets").map_or(0.0, |r| r.p99_ms),
+            s.readers.get("/api/stats").map_or(0.0, |r| r.p99_ms),
+            s.readers.get("/api/healthz").map_or(0.0, |r| r.p99_ms),
+            worst_ratio,
+            s.wal_peak_bytes as f64 / 1_048_576.0,
+            s.correct,
+        ));
+    }
+    if let Some(h) = &report.herd {
+        out.push_str(&format!(
+            "herd: {} clients x {:.0} s on /api/healthz during a backfill: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors; {} status DB reads ({:.2} per 1 s TTL)\n",
+            h.clients, h.seconds, h.requests, h.p50_ms, h.p99_ms, h.max_ms, h.errors, h.status_db_reads, h.status_db_reads_per_ttl
+        ));
+    }
+    out
+}
