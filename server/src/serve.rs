@@ -45,6 +45,9 @@ pub fn build_with(
 ) -> anyhow::Result<Parts> {
     let lock = db::WriterLock::acquire(&cfg.db)?;
     let conn = db::open_writer(&cfg.db)?;
+    // Checkpoints run on their own thread (see db::Checkpointer), never inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    let checkpointer = db::Checkpointer::spawn(&cfg.db)?;
     let readers = db::open_readers(&cfg.db, cfg.readers)?;
     let live = LiveStatus::default();
     crate::metrics::install();
@@ -67,6 +70,7 @@ pub fn build_with(
         )
         .context("cannot start the writer thread")?,
     );
+    writer.set_checkpointer(checkpointer);
     let state = AppState::new(Inner {
         readers: readers.clone(),
         writer: writer.clone(),

@@ -65,6 +65,7 @@ pub type WaitObserver = Box<dyn Fn(Duration) + Send>;
 pub struct Writer {
     tx: flume::Sender<Command>,
     join: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<crate::db::Checkpointer>>,
 }
 
 impl Writer {
@@ -86,7 +87,16 @@ impl Writer {
         Ok(Writer {
             tx,
             join: Mutex::new(Some(join)),
+            checkpointer: Mutex::new(None),
         })
+    }
+
+    /// Hands WAL checkpoints to `c` (the writer connection must have
+    /// `wal_autocheckpoint=0`); it is stopped after the writer on shutdown.
+    pub fn set_checkpointer(&self, c: crate::db::Checkpointer) {
+        if let Ok(mut slot) = self.checkpointer.lock() {
+            *slot = Some(c);
+        }
     }
 
     pub fn sender(&self) -> flume::Sender<Command> {
@@ -172,6 +182,10 @@ impl Writer {
             if h.join().is_err() {
                 tracing::error!("writer thread panicked");
             }
+        }
+        let cp = self.checkpointer.lock().map(|mut c| c.take()).unwrap_or(None);
+        if let Some(mut cp) = cp {
+            cp.stop();
         }
     }
 }

@@ -118,6 +118,87 @@ pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
+/// How often the checkpointer folds the WAL back into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Moves WAL checkpoints off the writer thread.
+///
+/// With SQLite's default, the commit that pushes the WAL past 1000 pages also
+/// runs the checkpoint, including the fsync that `synchronous=NORMAL` does at
+/// checkpoints — on a multi-GB file that single commit can take hundreds of
+/// ms, and whatever ingest is queued behind it waits. Here the writer never
+/// checkpoints (`wal_autocheckpoint=0`); this thread does, with PASSIVE
+/// checkpoints that never block the writer or readers. Its connection runs
+/// nothing but `PRAGMA wal_checkpoint`: it never writes rows, so the writer
+/// thread remains the only writer of data.
+pub struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn spawn(path: &Path) -> Result<Checkpointer, DbError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_millis(100))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let join = std::thread::Builder::new()
+            .name("meshscope-checkpoint".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    match r {
+                        Ok((log, done)) if log > 0 => {
+                            tracing::trace!(wal_frames = log, checkpointed = done, "checkpoint");
+                        }
+                        Ok(_) => {}
+                        Err(e) => crate::ratelimit::warn_limited(
+                            "checkpoint",
+                            &format!("WAL checkpoint failed (the WAL keeps growing until one succeeds): {e}"),
+                        ),
+                    }
+                }
+                // Leave a small WAL behind on a clean stop.
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                    tracing::warn!(error = %e, "final WAL checkpoint failed");
+                }
+            })
+            .map_err(|source| DbError::Lock {
+                lock: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Checkpointer {
+            stop,
+            join: Some(join),
+        })
+    }
+
+    /// Stops the thread after a last checkpoint; call after the writer stopped.
+    pub fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Pragmas for the writer, set outside any transaction.
 fn set_writer_pragmas(conn: &Connection) -> Result<(), rusqlite::Error> {
     // Another process (or a reader) may hold a lock briefly; wait instead of failing at once.

@@ -353,7 +353,12 @@ impl Sse {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_follow_progress_within_a_second_and_report_done() {
-    let app = legacy_app(6_000, slow(), None, false).await;
+    // About 60 chunks at a 2% duty: seconds of progress, many events.
+    let gentle = EngineConfig {
+        duty: 0.02,
+        ..slow()
+    };
+    let app = legacy_app(12_000, gentle, None, false).await;
     let r = app.client.get(app.url("/api/events")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["content-type"]
