@@ -79,6 +79,7 @@ pub fn build_with(
         api_key: cfg.api_key.clone(),
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
+        stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, true)),
     });
     Ok(Parts {
         state,

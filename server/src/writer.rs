@@ -183,7 +183,11 @@ impl Writer {
                 tracing::error!("writer thread panicked");
             }
         }
-        let cp = self.checkpointer.lock().map(|mut c| c.take()).unwrap_or(None);
+        let cp = self
+            .checkpointer
+            .lock()
+            .map(|mut c| c.take())
+            .unwrap_or(None);
         if let Some(mut cp) = cp {
             cp.stop();
         }

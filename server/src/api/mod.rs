@@ -44,7 +44,13 @@ pub struct Inner {
     pub api_key: Option<ApiKey>,
     pub dist: Option<PathBuf>,
     pub status: Arc<StatusSource>,
+    /// `/api/stats` counts whole tables (hundreds of ms at 15M sightings):
+    /// computed at most once per [`STATS_TTL`], one computation at a time.
+    pub stats: Arc<crate::cache::SingleFlight<shared::api::Stats>>,
 }
+
+/// How old `/api/stats` may be.
+pub const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;

@@ -53,8 +53,18 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/stats", tag = "packets",
     responses((status = 200, body = Stats), (status = 500, body = ErrorBody)))]
 pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    let reader = state.clone();
+    state
+        .stats
+        .get(move || async move { compute_stats(&reader).await.map_err(|e| e.to_string()) })
+        .await
+        .map(Json)
+        .map_err(ApiError::Internal)
+}
+
+async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
     let now = now_secs();
-    let stats = state
+    state
         .read(move |c| {
             let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [], |r| r.get(0)) };
             let since = |secs: i64| -> rusqlite::Result<i64> {
@@ -85,8 +95,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
                 by_payload_type: by_type,
             })
         })
-        .await?;
-    Ok(Json(stats))
+        .await
 }
 
 fn bad(param: &str, msg: &str) -> ApiError {

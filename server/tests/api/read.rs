@@ -244,3 +244,26 @@ async fn openapi_document_lists_every_api_route() {
     assert!(doc["components"]["schemas"]["MigrationInfo"].is_object());
     assert!(doc["components"]["schemas"]["Healthz"].is_object());
 }
+
+#[tokio::test]
+async fn stats_are_at_most_two_seconds_old() {
+    let app = spawn_app().await;
+    fill(&app).await;
+    let (_, st) = app.get("/api/stats").await;
+    assert_eq!(st["totalTransmissions"], 3);
+    let (s, _) = app
+        .post_json("/api/ingest", &json!({"observer": "aa01", "raw": packet(2, &[], b"later")}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, cached) = app.get("/api/stats").await;
+    assert_eq!(cached["totalTransmissions"], 3, "served from the 2 s cache");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let (_, fresh) = app.get("/api/stats").await;
+        if fresh["totalTransmissions"] == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stats never refreshed: {fresh}");
+    }
+}
