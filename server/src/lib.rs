@@ -8,6 +8,7 @@ pub mod db;
 pub mod decoder;
 pub mod ingest;
 pub mod migrate;
+pub mod mqtt;
 pub mod ratelimit;
 pub mod seed;
 pub mod serve;

@@ -38,6 +38,8 @@ pub struct Inner {
     pub started: Instant,
     pub api_key: Option<ApiKey>,
     pub dist: Option<PathBuf>,
+    /// Live-ingest sources (MQTT brokers); empty when none is configured.
+    pub ingest_liveness: crate::mqtt::Liveness,
 }
 
 impl std::ops::Deref for AppState {

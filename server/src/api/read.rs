@@ -22,7 +22,10 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Healthz> {
         async_migrations: None,
         async_migrations_running: None,
         async_migrations_error: None,
-        ingest_liveness: None,
+        // Absent (not `{}`) when no source is configured, like the other
+        // optional fields: "no live ingest" differs from "sources, all idle".
+        ingest_liveness: (!state.ingest_liveness.is_empty())
+            .then(|| state.ingest_liveness.snapshot()),
     })
 }
 

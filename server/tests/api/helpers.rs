@@ -5,6 +5,7 @@ use std::sync::{Arc, Once};
 
 use meshscope::config::{ServeArgs, ServeConfig};
 use meshscope::decoder;
+use meshscope::mqtt::{self, Liveness, MqttSource};
 use meshscope::serve;
 use meshscope::writer::Writer;
 use serde_json::Value;
@@ -15,6 +16,12 @@ pub struct TestApp {
     pub db: PathBuf,
     #[allow(dead_code)] // used by the migration tests
     pub writer: Arc<Writer>,
+    /// Counters of the MQTT sources (empty without any).
+    #[allow(dead_code)] // used by the MQTT tests
+    pub liveness: Liveness,
+    /// Running MQTT subscribers; dropping the app stops them.
+    #[allow(dead_code)] // used by the MQTT tests
+    pub mqtt: Option<mqtt::Handle>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -43,6 +50,8 @@ pub struct Options {
     pub prepare: Option<Prepare>,
     /// Keep online migrations from starting (to look at the file as boot left it).
     pub hold_migrations: bool,
+    /// MQTT brokers to ingest from, started like `serve` does.
+    pub mqtt: Vec<MqttSource>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -60,7 +69,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     if let Some(prepare) = opts.prepare {
         prepare(&db);
     }
-    let cfg = ServeConfig::resolve(ServeArgs {
+    let mut cfg = ServeConfig::resolve(ServeArgs {
         db: Some(db.clone()),
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
@@ -68,10 +77,12 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         ..Default::default()
     })
     .map_err(anyhow::Error::msg)?;
+    cfg.mqtt = opts.mqtt;
     let parts = serve::build(&cfg)?;
     if !opts.hold_migrations {
         parts.start_migrations().await?;
     }
+    let mqtt = (!cfg.mqtt.is_empty()).then(|| parts.start_mqtt(&cfg));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let router = meshscope::api::app(parts.state.clone());
@@ -83,6 +94,8 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         client: reqwest::Client::new(),
         db,
         writer: parts.writer,
+        liveness: parts.state.ingest_liveness.clone(),
+        mqtt,
         _dir: dir,
     })
 }

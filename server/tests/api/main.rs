@@ -9,4 +9,5 @@ mod fairness;
 mod helpers;
 mod ingest;
 mod legacy;
+mod mqtt;
 mod read;
