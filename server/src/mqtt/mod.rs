@@ -206,9 +206,11 @@ fn parse_url(url: &str) -> Result<BrokerUrl, String> {
     }
     let authority = match rest.split_once(['/', '?', '#']) {
         Some((a, "")) if rest.ends_with('/') => a,
-        Some(_) => return Err(format!(
+        Some(_) => {
+            return Err(format!(
             "{url:?}: a broker URL has no path or query; topics go in the config file's `topics`"
-        )),
+        ))
+        }
         None => rest,
     };
     let (userinfo, hostport) = match authority.rsplit_once('@') {

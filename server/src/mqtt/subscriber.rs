@@ -15,6 +15,15 @@
 //! holds the rest. Nothing is dropped on our side; a write that fails is
 //! counted as `store_failed` and logged.
 //!
+//! Acknowledgements go through a third task with an unbounded queue of
+//! packet ids (4 bytes each). They must not be sent by the consumer itself:
+//! the MQTT client sends them from the connection loop, one per turn, while
+//! a turn may read ten messages, and brokers do not all cap unacknowledged
+//! deliveries (mosquitto 2.0 sent thousands ahead in our measurements). A
+//! consumer waiting on a full acknowledgement queue, while the loop waits on
+//! the consumer's full channel, would stall for good; the ack task's queue
+//! only grows during a burst and drains as soon as the socket is quiet.
+//!
 //! Batching: the consumer takes whatever has arrived (up to [`BATCH`]
 //! messages), validates each on its own — so one bad message never refuses
 //! good ones — and sends all packets as one ingest request.
@@ -286,6 +295,8 @@ async fn consume(
     live: SourceHandle,
     iata_filter: Option<Vec<String>>,
 ) {
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<(u16, QoS)>();
+    let acker = tokio::spawn(acknowledge(ack_rx, client));
     let mut batch: Vec<Publish> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let now = now_secs();
@@ -329,10 +340,30 @@ async fn consume(
         // In receipt order, as MQTT requires; refused messages too, or the
         // broker would send them again forever.
         for p in batch.drain(..) {
+            let _ = ack_tx.send((p.pkid, p.qos));
+        }
+    }
+    // Hand every acknowledgement to the client before reporting done, so
+    // shutdown sends them ahead of DISCONNECT.
+    drop(ack_tx);
+    if let Err(e) = acker.await {
+        tracing::error!(source = %live.name(), error = %e, "MQTT acknowledgement task failed");
+    }
+}
+
+/// Sends acknowledgements in order. Waiting here (the client's request queue
+/// is full) never holds up the consumer.
+async fn acknowledge(mut rx: mpsc::UnboundedReceiver<(u16, QoS)>, client: AsyncClient) {
+    let mut ids = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut ids, BATCH).await > 0 {
+        for (pkid, qos) in ids.drain(..) {
+            // Only the id and QoS matter to an acknowledgement.
+            let mut p = Publish::new("", qos, Vec::new());
+            p.pkid = pkid;
             if client.ack(&p).await.is_err() {
-                // The connection loop has ended (shutdown): the broker will
-                // deliver these again, and dedup merges them.
-                break;
+                // The connection loop has ended: the broker delivers the
+                // unacknowledged messages again, and dedup merges them.
+                return;
             }
         }
     }
