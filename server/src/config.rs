@@ -339,6 +339,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../meshscope.example.toml");
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.len(), 1);
+        assert_eq!(c.mqtt[0].name, "home-broker");
+        assert_eq!(c.mqtt[0].topics, crate::mqtt::DEFAULT_TOPICS);
+    }
+
+    #[test]
     fn mqtt_sources_from_flags_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("m.toml");

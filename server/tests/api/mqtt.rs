@@ -899,6 +899,7 @@ async fn sigterm_stops_cleanly_and_the_session_delivers_the_rest() {
 /// QoS 1, to stored observation rows) and publish-to-row latency at a steady
 /// rate. Run with a release build:
 /// `cargo test --release -p meshscope --test api mqtt_throughput -- --ignored --nocapture`
+/// (`BENCH_PACKETS=n` changes the size of the throughput run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run by hand"]
 async fn mqtt_throughput_and_latency() {
@@ -907,11 +908,12 @@ async fn mqtt_throughput_and_latency() {
     let app = app_with_broker(&broker).await;
     let observers = ["aa01", "bb02", "cc03", "dd04"];
 
-    // Throughput: 10,000 packets each heard by 4 observers, published flat out.
+    // Throughput: BENCH_PACKETS (25,000) packets each heard by 4 observers,
+    // published flat out.
     let packets: u32 = std::env::var("BENCH_PACKETS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(25_000);
     let total = i64::from(packets) * observers.len() as i64;
     let msgs: Vec<(String, String)> = (0..packets)
         .flat_map(|i| {
