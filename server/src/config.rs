@@ -58,7 +58,8 @@ pub struct ServeArgs {
         long = "mqtt",
         env = "MESHSCOPE_MQTT",
         value_delimiter = ',',
-        value_name = "URL"
+        value_name = "URL",
+        hide_env_values = true
     )]
     pub mqtt: Vec<String>,
     #[command(flatten)]
@@ -232,7 +233,8 @@ fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSour
     for s in &sources {
         if !names.insert(s.name.as_str()) {
             return Err(format!(
-                "two MQTT sources are named {:?}; give each [[mqtt]] source its own `name`",
+                "two MQTT sources are named {:?} (the same broker twice?); \
+                 sources need distinct names, set with `name` in [[mqtt]] tables",
                 s.name
             ));
         }

@@ -182,10 +182,27 @@ struct BrokerUrl {
     password: Option<String>,
 }
 
-/// `mqtt://[user[:password]@]host[:port][/]` (or `tcp://`).
-fn parse_url(url: &str) -> Result<BrokerUrl, String> {
-    let url = url.trim();
+/// `url` with any password replaced, for error messages.
+fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// `mqtt://[user[:password]@]host[:port][/]` (or `tcp://`).
+fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
+    let raw = raw.trim();
+    // Error messages quote the URL, never with its password.
+    let shown = redacted(raw);
+    let url = shown.as_str();
+    let Some((scheme, rest)) = raw.split_once("://") else {
         return Err(format!(
             "{url:?} is not a broker URL; expected mqtt://HOST[:PORT]"
         ));
@@ -302,6 +319,11 @@ mod tests {
             (Some("u"), Some("p%w"))
         );
         assert!(!format!("{s:?}").contains("p%w"), "password is not logged");
+        let err = MqttSource::from_url("mqtt://user:hunter2@:1883").unwrap_err();
+        assert!(
+            err.contains("user:***@") && !err.contains("hunter2"),
+            "{err}"
+        );
         let s = MqttSource::from_url("mqtt://[::1]:1999").unwrap();
         assert_eq!((s.host.as_str(), s.port), ("::1", 1999));
     }

@@ -228,20 +228,22 @@ async fn run_source(
     }
 
     // Shutdown: let the consumer store and acknowledge what it holds, while
-    // polling so those acknowledgements reach the broker.
+    // polling so those acknowledgements reach the broker. Without a
+    // connection they cannot: the client is closed at once, which ends the
+    // ack task instead of leaving it waiting for room.
     drop(tx);
+    let mut events = connected_at.is_some().then_some(events);
     let deadline = tokio::time::sleep(DRAIN);
     tokio::pin!(deadline);
-    let mut polling = connected_at.is_some();
     let finished = loop {
         tokio::select! {
             biased;
             r = &mut consumer => break Some(r),
             () = &mut deadline => break None,
-            e = events.poll(), if polling => {
+            e = poll_if_open(&mut events) => {
                 // Messages arriving now are not acknowledged: redelivered later.
                 if e.is_err() {
-                    polling = false;
+                    events = None;
                 }
             }
         }
@@ -255,11 +257,18 @@ async fn run_source(
                 unacknowledged messages will be delivered again at the next start");
         }
     }
-    if polling {
-        disconnect(&client, &mut events).await;
+    if let Some(mut ev) = events {
+        disconnect(&client, &mut ev).await;
     }
     live.set_connected(false);
     tracing::info!(source = %src.name, "MQTT ingest stopped");
+}
+
+async fn poll_if_open(events: &mut Option<EventLoop>) -> Result<Event, ConnectionError> {
+    match events {
+        Some(ev) => ev.poll().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends DISCONNECT (so the broker keeps the session without waiting for a

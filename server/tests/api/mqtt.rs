@@ -789,9 +789,9 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
 
 const BIN: &str = env!("CARGO_BIN_EXE_meshscope");
 
-fn start_serve(db: &Path, broker: &Broker) -> (Child, String) {
+fn start_serve(db: &Path, mqtt_url: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--mqtt", &broker.url()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--mqtt", mqtt_url])
         .arg("--db")
         .arg(db)
         .arg("--dist")
@@ -827,7 +827,7 @@ async fn sigterm_stops_cleanly_and_the_session_delivers_the_rest() {
     let db = dir.path().join("live.db");
     let name = format!("127.0.0.1:{}", broker.port);
     let http = reqwest::Client::new();
-    let (mut child, base) = start_serve(&db, &broker);
+    let (mut child, base) = start_serve(&db, &broker.url());
 
     // Subscribed once a probe (a status report) is received.
     let mut p = Publisher::connect(broker.port);
@@ -866,7 +866,7 @@ async fn sigterm_stops_cleanly_and_the_session_delivers_the_rest() {
 
     // Same database, same source: same client id, so the broker hands over
     // what it queued while we were away.
-    let (mut child, base) = start_serve(&db, &broker);
+    let (mut child, base) = start_serve(&db, &broker.url());
     let deadline = Instant::now() + Duration::from_secs(30);
     while count(&db, "SELECT COUNT(*) FROM observations") < 2000 {
         assert!(
@@ -1014,4 +1014,28 @@ async fn mqtt_throughput_and_latency() {
             h.max() as f64 / 1000.0
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_broker_is_unreachable_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("down.db");
+    let url = format!("mqtt://127.0.0.1:{}", free_port());
+    let (mut child, base) = start_serve(&db, &url);
+    let h: Value = reqwest::get(format!("{base}/api/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = url.trim_start_matches("mqtt://");
+    assert_eq!(h["ingest_liveness"][name]["connected"], false, "{h}");
+    let t = Instant::now();
+    sigterm(&child);
+    assert!(wait_exit(&mut child, "meshscope serve").success());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?} to stop",
+        t.elapsed()
+    );
 }
