@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::api::auth::ApiKey;
 use crate::migrate::EngineConfig;
+use crate::mqtt::{MqttSource, SourceSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +96,17 @@ pub struct ServeArgs {
     /// Read-only database connections in the reader pool. [default: 4]
     #[arg(long, env = "MESHSCOPE_READERS")]
     pub readers: Option<u32>,
+    /// MQTT broker to ingest live packets from, as mqtt://[USER:PASS@]HOST[:PORT]
+    /// (repeatable; comma-separated in the env var). Given here, it replaces the
+    /// config file's [[mqtt]] sources. [default: none]
+    #[arg(
+        long = "mqtt",
+        env = "MESHSCOPE_MQTT",
+        value_delimiter = ',',
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub mqtt: Vec<String>,
     #[command(flatten)]
     pub migration: MigrationArgs,
 }
@@ -171,6 +183,9 @@ pub struct FileConfig {
     pub migration_max_attempts: Option<i64>,
     pub migration_min_batch: Option<i64>,
     pub migration_max_batch: Option<i64>,
+    /// `[[mqtt]]` tables: name, url, username, password, topics, iata_filter.
+    #[serde(default)]
+    pub mqtt: Vec<SourceSpec>,
 }
 
 impl FileConfig {
@@ -190,6 +205,8 @@ pub struct ServeConfig {
     pub api_key: Option<ApiKey>,
     pub readers: u32,
     pub engine: EngineConfig,
+    /// Brokers to subscribe to; empty means no live MQTT ingest.
+    pub mqtt: Vec<MqttSource>,
 }
 
 impl ServeConfig {
@@ -210,7 +227,9 @@ impl ServeConfig {
         if !(1..=64).contains(&readers) {
             return Err(format!("--readers: must be from 1 to 64, got {readers}"));
         }
+        let mqtt = resolve_mqtt(&args.mqtt, file.mqtt)?;
         Ok(ServeConfig {
+            mqtt,
             engine,
             db: args
                 .db
@@ -228,6 +247,44 @@ impl ServeConfig {
             readers,
         })
     }
+}
+
+/// `--mqtt` URLs when given, else the file's `[[mqtt]]` tables; names must
+/// be unique (they key `ingest_liveness` and the metrics).
+fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSource>, String> {
+    let urls: Vec<&str> = urls
+        .iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let sources = if urls.is_empty() {
+        tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let label = match &spec.name {
+                    Some(n) => format!("{n:?}"),
+                    None => format!("#{}", i + 1),
+                };
+                MqttSource::from_spec(spec).map_err(|e| format!("[[mqtt]] {label}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        urls.iter()
+            .map(|u| MqttSource::from_url(u).map_err(|e| format!("--mqtt: {e}")))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for s in &sources {
+        if !names.insert(s.name.as_str()) {
+            return Err(format!(
+                "two MQTT sources are named {:?} (the same broker twice?); \
+                 sources need distinct names, set with `name` in [[mqtt]] tables",
+                s.name
+            ));
+        }
+    }
+    Ok(sources)
 }
 
 #[derive(Debug, Args)]
@@ -326,5 +383,93 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.engine.duty, 0.25);
+    }
+
+    #[test]
+    fn the_example_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../meshscope.example.toml");
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.len(), 1);
+        assert_eq!(c.mqtt[0].name, "home-broker");
+        assert_eq!(c.mqtt[0].topics, crate::mqtt::DEFAULT_TOPICS);
+    }
+
+    #[test]
+    fn mqtt_sources_from_flags_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("m.toml");
+        std::fs::write(
+            &cfg,
+            r#"
+[[mqtt]]
+name = "west"
+url = "mqtt://broker.example:1884"
+username = "meshscope"
+password = "secret"
+topics = ["meshcore/SEA/+/packets"]
+iata_filter = ["sea"]
+
+[[mqtt]]
+url = "mqtt://10.0.0.2"
+"#,
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.mqtt.len(), 2);
+        assert_eq!(c.mqtt[0].name, "west");
+        assert_eq!(c.mqtt[0].password.as_deref(), Some("secret"));
+        assert_eq!(c.mqtt[0].iata_filter, Some(vec!["SEA".to_string()]));
+        assert_eq!(c.mqtt[1].name, "10.0.0.2:1883");
+        assert_eq!(c.mqtt[1].topics, crate::mqtt::DEFAULT_TOPICS);
+
+        // Flags replace the file's sources.
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg.clone()),
+            mqtt: vec!["mqtt://a:1".into(), "mqtt://b".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let names: Vec<_> = c.mqtt.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a:1", "b:1883"]);
+
+        for (args, want) in [
+            (vec!["http://a"], "--mqtt: "),
+            (vec!["mqtt://a", "mqtt://a:1883"], "two MQTT sources"),
+        ] {
+            let err = ServeConfig::resolve(ServeArgs {
+                mqtt: args.into_iter().map(String::from).collect(),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+        for (toml, want) in [
+            ("[[mqtt]]\nname = \"x\"\n", "missing field `url`"),
+            (
+                "[[mqtt]]\nurl = \"mqtt://a\"\nhost = \"b\"\n",
+                "unknown field `host`",
+            ),
+            ("[[mqtt]]\nurl = \"mqtt://\"\n", "[[mqtt]] #1: "),
+            (
+                "[[mqtt]]\nname = \"w\"\nurl = \"mqtt://a\"\niata_filter = [\"x\"]\n",
+                "[[mqtt]] \"w\": iata_filter",
+            ),
+        ] {
+            std::fs::write(&cfg, toml).unwrap();
+            let err = ServeConfig::resolve(ServeArgs {
+                config: Some(cfg.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod ingest;
 pub mod metrics;
 pub mod migrate;
+pub mod mqtt;
 pub mod ratelimit;
 pub mod seed;
 pub mod serve;

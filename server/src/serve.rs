@@ -1,5 +1,6 @@
-//! `meshscope serve`: open the store, start the writer, serve HTTP until
-//! SIGINT/SIGTERM, then stop the writer cleanly.
+//! `meshscope serve`: open the store, start the writer, serve HTTP and
+//! subscribe to the configured MQTT brokers until SIGINT/SIGTERM, then stop
+//! live ingest and the writer cleanly, in that order.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use crate::config::ServeConfig;
 use crate::db;
 use crate::migrate::{self, Engine, LiveStatus};
 use crate::status::{self, StatusSource};
+use crate::mqtt;
 use crate::writer::Writer;
 
 /// A running server's parts, for `serve` and for tests.
@@ -28,6 +30,17 @@ impl Parts {
             .with_engine(|_, engine| engine.set_enabled(true))
             .await?;
         Ok(())
+    }
+
+    /// Starts live ingest from the configured MQTT brokers (none: a no-op
+    /// handle). Stop it with [`mqtt::Handle::shutdown`] before the writer.
+    pub fn start_mqtt(&self, cfg: &ServeConfig) -> mqtt::Handle {
+        mqtt::start(
+            &cfg.mqtt,
+            &cfg.db,
+            &self.writer,
+            &self.state.ingest_liveness,
+        )
     }
 }
 
@@ -80,6 +93,7 @@ pub fn build_with(
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
         stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, true)),
+        ingest_liveness: mqtt::Liveness::new(cfg.mqtt.iter().map(|s| s.name.as_str())),
     });
     Ok(Parts {
         state,
@@ -102,11 +116,16 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     let router = api::app(parts.state.clone());
     parts.start_migrations().await?;
-    axum::serve(listener, router)
+    let mqtt = parts.start_mqtt(&cfg);
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("HTTP server failed")?;
-    tracing::info!("HTTP stopped; stopping the writer");
+        .context("HTTP server failed");
+    // Live ingest stops first, storing and acknowledging what it holds, so
+    // the writer's last group commit includes it.
+    tracing::info!("HTTP stopped; stopping live ingest, then the writer");
+    mqtt.shutdown().await;
+    served?;
     let writer = parts.writer.clone();
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     Ok(())

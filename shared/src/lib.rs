@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod fmt;
+pub mod liveness;
 pub mod migration;
 pub mod packet;
 pub mod timefmt;

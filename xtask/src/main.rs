@@ -1,8 +1,9 @@
 //! Chores for meshscope, run as `cargo xtask <command>`:
 //!
 //! - `setup`: install what a fresh machine lacks (wasm32 target, trunk,
-//!   wasm-bindgen-cli, npm packages incl. the pinned wasm-opt), skipping
-//!   whatever is already present at the right version.
+//!   wasm-bindgen-cli, npm packages incl. the pinned wasm-opt, and Debian's
+//!   `mosquitto` broker for the MQTT tests), skipping whatever is already
+//!   present at the right version.
 //! - `dist`: build the dashboard into `dist/` with Trunk (release, offline).
 //! - `run`: setup + dist when missing + seed a demo database when missing +
 //!   serve on 127.0.0.1:8080 (extra arguments go to `meshscope serve`).
@@ -17,6 +18,9 @@ use anyhow::{bail, Context, Result};
 const TRUNK_VERSION: &str = "0.21.14";
 const WASM_BINDGEN_VERSION: &str = "0.2.129";
 const DEMO_DB: &str = "data/meshscope.db";
+/// Where Debian's `mosquitto` package puts the broker; the MQTT integration
+/// tests start their own instance of it on a free port.
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -122,9 +126,35 @@ fn setup() -> Result<()> {
         }
         status(&mut npm)?;
     }
+    if !Path::new(MOSQUITTO).exists() && !on_path("mosquitto") {
+        install_mosquitto()?;
+    }
     // Trunk runs cargo offline; make sure every crate is in the local registry.
     status(cargo().args(["fetch"]))?;
     Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Installs the broker with apt (the tests never use a system service: they
+/// start and stop their own process).
+fn install_mosquitto() -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if output_of("apt-get", &["--version"]).is_none() || !root {
+        bail!(
+            "the MQTT tests need the mosquitto broker at {MOSQUITTO}; install it \
+             (Debian/Ubuntu: `sudo apt-get install mosquitto`) and run again"
+        );
+    }
+    status(
+        Command::new("sh")
+            .args(["-c", "apt-get update && apt-get install -y mosquitto"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 fn dist() -> Result<()> {

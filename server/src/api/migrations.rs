@@ -42,7 +42,10 @@ pub(super) async fn migration_health(state: &AppState) -> Healthz {
         async_migrations: list,
         async_migrations_running: Some(running),
         async_migrations_error: error,
-        ingest_liveness: None,
+        // Absent (not `{}`) when no source is configured: "no live ingest"
+        // differs from "sources, all idle".
+        ingest_liveness: (!state.ingest_liveness.is_empty())
+            .then(|| state.ingest_liveness.snapshot()),
     }
 }
 

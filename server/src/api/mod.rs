@@ -47,6 +47,8 @@ pub struct Inner {
     /// `/api/stats` counts whole tables (hundreds of ms at 15M sightings):
     /// computed at most once per [`STATS_TTL`], one computation at a time.
     pub stats: Arc<crate::cache::SingleFlight<shared::api::Stats>>,
+    /// Live-ingest sources (MQTT brokers); empty when none is configured.
+    pub ingest_liveness: crate::mqtt::Liveness,
 }
 
 /// How old `/api/stats` may be.

@@ -5,6 +5,7 @@ use std::sync::{Arc, Once};
 
 use meshscope::config::{ServeArgs, ServeConfig};
 use meshscope::decoder;
+use meshscope::mqtt::{self, Liveness, MqttSource};
 use meshscope::serve;
 use meshscope::writer::Writer;
 use serde_json::Value;
@@ -16,6 +17,12 @@ pub struct TestApp {
     #[allow(dead_code)] // kept so tests can reach the writer directly
     pub writer: Arc<Writer>,
     pub status: Arc<meshscope::status::StatusSource>,
+    /// Counters of the MQTT sources (empty without any).
+    #[allow(dead_code)] // used by the MQTT tests
+    pub liveness: Liveness,
+    /// Running MQTT subscribers; dropping the app stops them.
+    #[allow(dead_code)] // used by the MQTT tests
+    pub mqtt: Option<mqtt::Handle>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -48,6 +55,8 @@ pub struct Options {
     pub migrations: Option<Vec<Arc<dyn meshscope::migrate::Migration>>>,
     /// Engine settings instead of the defaults.
     pub engine: Option<meshscope::migrate::EngineConfig>,
+    /// MQTT brokers to ingest from, started like `serve` does.
+    pub mqtt: Vec<MqttSource>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -73,6 +82,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         ..Default::default()
     })
     .map_err(anyhow::Error::msg)?;
+    cfg.mqtt = opts.mqtt;
     if let Some(engine) = opts.engine {
         cfg.engine = engine;
     }
@@ -83,6 +93,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     if !opts.hold_migrations {
         parts.start_migrations().await?;
     }
+    let mqtt = (!cfg.mqtt.is_empty()).then(|| parts.start_mqtt(&cfg));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let router = meshscope::api::app(parts.state.clone());
@@ -96,6 +107,8 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         db,
         writer: parts.writer,
         status,
+        liveness: parts.state.ingest_liveness.clone(),
+        mqtt,
         _dir: dir,
     })
 }

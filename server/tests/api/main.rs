@@ -11,5 +11,6 @@ mod fairness;
 mod helpers;
 mod ingest;
 mod legacy;
+mod mqtt;
 mod read;
 mod status;

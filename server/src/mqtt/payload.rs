@@ -1,0 +1,513 @@
+//! What MeshCore observers publish, turned into ingest input: the topic
+//! (`…/<IATA>/<observer id>/packets|status`), the packet JSON (into a
+//! validated [`Sighting`], by the same `RawSighting::validate` as
+//! `POST /api/ingest`) and the status JSON (into a [`StatusUpdate`]).
+//!
+//! Pure functions, no I/O: every outcome, including each way a payload can
+//! be malformed, is a value the subscriber counts.
+
+use serde_json::{Map, Value};
+
+use crate::decoder;
+use crate::ingest::{normalize_iata, validate_observer, FieldError, RawSighting, Sighting};
+
+/// Why a message was refused. Each reason is its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reject {
+    /// The payload is not a JSON object.
+    NotJson,
+    /// A packet payload without a (non-empty) `raw` string.
+    NoRaw,
+    /// `raw` is not hex.
+    BadHex,
+    /// `raw` is hex but not a MeshCore packet.
+    Undecodable,
+    /// The observer id in the topic is not a hex id.
+    BadObserver,
+    /// The region (topic level or `region` field) is not an IATA-style code.
+    BadRegion,
+    /// Another field has a value of the wrong type or out of range.
+    BadField,
+    /// Valid, but the store refused the write (e.g. disk full): the packet is
+    /// dropped, counted here.
+    StoreFailed,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 8] = [
+        Reject::NotJson,
+        Reject::NoRaw,
+        Reject::BadHex,
+        Reject::Undecodable,
+        Reject::BadObserver,
+        Reject::BadRegion,
+        Reject::BadField,
+        Reject::StoreFailed,
+    ];
+
+    /// The `reason` label of counters and log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::NotJson => "not_json",
+            Reject::NoRaw => "no_raw",
+            Reject::BadHex => "bad_hex",
+            Reject::Undecodable => "undecodable",
+            Reject::BadObserver => "bad_observer",
+            Reject::BadRegion => "bad_region",
+            Reject::BadField => "bad_field",
+            Reject::StoreFailed => "store_failed",
+        }
+    }
+}
+
+/// Why a well-formed message was skipped on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ignore {
+    /// A topic under the subscription that is neither `…/packets` nor `…/status`.
+    OtherTopic,
+    /// A region outside the source's `iata_filter`.
+    Filtered,
+}
+
+impl Ignore {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignore::OtherTopic => "other_topic",
+            Ignore::Filtered => "filtered",
+        }
+    }
+}
+
+/// A refused message: the reason (for counters) and a detail (for the log).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct Rejection {
+    pub reason: Reject,
+    pub detail: String,
+}
+
+fn reject(reason: Reject, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// An observer's self-report from a `…/status` topic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusUpdate {
+    pub observer: String,
+    pub iata: Option<String>,
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    pub battery_mv: Option<i64>,
+    pub uptime_secs: Option<i64>,
+    pub noise_floor: Option<f64>,
+    /// `"status": "offline"` (usually the observer's last will, sent by the
+    /// broker when it vanished): the report must not count as being seen.
+    pub offline: bool,
+}
+
+/// What one MQTT message amounts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Packet(Box<Sighting>),
+    Status(StatusUpdate),
+    Ignored(Ignore),
+    Rejected(Rejection),
+}
+
+/// Parses one message. `iata_filter` (uppercase codes), when given, keeps
+/// only those regions.
+pub fn parse_message(topic: &str, payload: &[u8], iata_filter: Option<&[String]>) -> Parsed {
+    let mut levels = topic.rsplit('/');
+    let (Some(kind), Some(observer), Some(topic_iata)) =
+        (levels.next(), levels.next(), levels.next())
+    else {
+        return Parsed::Ignored(Ignore::OtherTopic);
+    };
+    let is_packet = match kind {
+        "packets" => true,
+        "status" => false,
+        _ => return Parsed::Ignored(Ignore::OtherTopic),
+    };
+    match parse_known(is_packet, topic_iata, observer, payload, iata_filter) {
+        Ok(p) => p,
+        Err(r) => Parsed::Rejected(r),
+    }
+}
+
+fn parse_known(
+    is_packet: bool,
+    topic_iata: &str,
+    observer: &str,
+    payload: &[u8],
+    iata_filter: Option<&[String]>,
+) -> Result<Parsed, Rejection> {
+    let obj = match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(other) => {
+            return Err(reject(
+                Reject::NotJson,
+                format!("payload is {}, not a JSON object", kind(&other)),
+            ))
+        }
+        Err(e) => return Err(reject(Reject::NotJson, format!("payload is not JSON: {e}"))),
+    };
+    validate_observer(observer)
+        .map_err(|e| reject(Reject::BadObserver, format!("topic observer id: {e}")))?;
+    // The payload's `region` wins over the topic's region level.
+    let iata = match text(&obj, &["region"])? {
+        Some(region) => normalize_iata(&region),
+        None => normalize_iata(topic_iata),
+    }
+    .map_err(|e| reject(Reject::BadRegion, e.message))?;
+    if let Some(allowed) = iata_filter {
+        if !allowed.contains(&iata) {
+            return Ok(Parsed::Ignored(Ignore::Filtered));
+        }
+    }
+    let name = text(&obj, &["origin"])?;
+    if is_packet {
+        packet(&obj, observer, iata, name).map(|s| Parsed::Packet(Box::new(s)))
+    } else {
+        status(&obj, observer, iata, name).map(Parsed::Status)
+    }
+}
+
+fn packet(
+    obj: &Map<String, Value>,
+    observer: &str,
+    iata: String,
+    name: Option<String>,
+) -> Result<Sighting, Rejection> {
+    let raw = text(obj, &["raw"])?.ok_or_else(|| reject(Reject::NoRaw, "no \"raw\" field"))?;
+    // Told apart here so "not hex" and "not a packet" are separate counters;
+    // validate() below parses again, which costs microseconds.
+    if let Err(e) = decoder::parse_hex(&raw) {
+        return Err(reject(Reject::BadHex, format!("raw: {e}")));
+    }
+    let score = number(obj, &["score", "Score"])?
+        .map(|s| {
+            let r = s.round();
+            if r.abs() < 1e15 {
+                Ok(r as i64)
+            } else {
+                Err(reject(
+                    Reject::BadField,
+                    format!("score: {s} is out of range"),
+                ))
+            }
+        })
+        .transpose()?;
+    RawSighting {
+        observer: observer.to_string(),
+        observer_name: name,
+        iata: Some(iata),
+        raw,
+        snr: number(obj, &["SNR", "snr"])?,
+        rssi: number(obj, &["RSSI", "rssi"])?,
+        score,
+        direction: text(obj, &["direction", "Direction"])?,
+    }
+    .validate()
+    .map_err(|e: FieldError| {
+        let reason = match e.field {
+            "raw" => Reject::Undecodable,
+            "observer" => Reject::BadObserver,
+            "iata" => Reject::BadRegion,
+            _ => Reject::BadField,
+        };
+        reject(reason, e.to_string())
+    })
+}
+
+fn status(
+    obj: &Map<String, Value>,
+    observer: &str,
+    iata: String,
+    name: Option<String>,
+) -> Result<StatusUpdate, Rejection> {
+    // Observers put their figures at the top level or inside `stats`.
+    let stats = obj.get("stats").and_then(Value::as_object);
+    let pick_number = |keys: &[&'static str]| -> Result<Option<f64>, Rejection> {
+        match number(obj, keys)? {
+            Some(v) => Ok(Some(v)),
+            None => stats
+                .map(|s| number(s, keys))
+                .transpose()
+                .map(Option::flatten),
+        }
+    };
+    let pick_text = |keys: &[&'static str]| -> Result<Option<String>, Rejection> {
+        match text(obj, keys)? {
+            Some(v) => Ok(Some(v)),
+            None => stats
+                .map(|s| text(s, keys))
+                .transpose()
+                .map(Option::flatten),
+        }
+    };
+    let integer = |keys: &[&'static str]| -> Result<Option<i64>, Rejection> {
+        pick_number(keys)?
+            .map(|v| {
+                if v.abs() < 1e15 {
+                    Ok(v.round() as i64)
+                } else {
+                    Err(reject(
+                        Reject::BadField,
+                        format!("{}: {v} is out of range", keys[0]),
+                    ))
+                }
+            })
+            .transpose()
+    };
+    Ok(StatusUpdate {
+        observer: observer.to_string(),
+        iata: Some(iata),
+        name,
+        model: pick_text(&["model"])?,
+        firmware: pick_text(&["firmware", "firmware_version"])?,
+        battery_mv: integer(&["battery_mv"])?,
+        uptime_secs: integer(&["uptime_secs"])?,
+        noise_floor: pick_number(&["noise_floor"])?,
+        offline: text(obj, &["status"])?.is_some_and(|s| s.eq_ignore_ascii_case("offline")),
+    })
+}
+
+/// The first present key among `keys` as text: strings as they are (an
+/// empty string counts as absent), numbers written out; anything else is a
+/// bad field.
+fn text(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<String>, Rejection> {
+    match first(obj, keys) {
+        None => Ok(None),
+        Some((_, Value::String(s))) => {
+            let s = s.trim();
+            Ok((!s.is_empty()).then(|| s.to_string()))
+        }
+        Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
+        Some((k, other)) => Err(reject(
+            Reject::BadField,
+            format!("{k}: must be a string, got {}", kind(other)),
+        )),
+    }
+}
+
+/// The first present key among `keys` as a number: JSON numbers, or strings
+/// that start with one, followed by a unit or not (`"7.25 dB"`, `"-92dBm"`,
+/// `"12"`). An empty string counts as absent.
+fn number(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<f64>, Rejection> {
+    let bad = |k: &str, what: String| reject(Reject::BadField, format!("{k}: {what}"));
+    match first(obj, keys) {
+        None => Ok(None),
+        Some((k, Value::Number(n))) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or_else(|| bad(k, "must be a finite number".into())),
+        Some((k, Value::String(s))) => {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            leading_number(s)
+                .map(Some)
+                .ok_or_else(|| bad(k, format!("{s:?} does not start with a number")))
+        }
+        Some((k, other)) => Err(bad(k, format!("must be a number, got {}", kind(other)))),
+    }
+}
+
+fn first<'a>(
+    obj: &'a Map<String, Value>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'a Value)> {
+    keys.iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
+}
+
+/// `"-92 dBm"` → -92.0: the longest prefix of sign, digits and one decimal
+/// point, parsed.
+fn leading_number(s: &str) -> Option<f64> {
+    let mut end = 0;
+    let mut seen_dot = false;
+    for (i, c) in s.char_indices() {
+        let ok = match c {
+            '+' | '-' => i == 0,
+            '.' if !seen_dot => {
+                seen_dot = true;
+                true
+            }
+            '0'..='9' => true,
+            _ => false,
+        };
+        if !ok {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    s[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &str = "1500aabbccdd"; // GRP_TXT-ish FLOOD packet with no path
+
+    fn parse(topic: &str, payload: &str) -> Parsed {
+        parse_message(topic, payload.as_bytes(), None)
+    }
+
+    fn sighting(p: Parsed) -> Sighting {
+        match p {
+            Parsed::Packet(s) => *s,
+            other => panic!("expected a packet, got {other:?}"),
+        }
+    }
+
+    fn reason(p: Parsed) -> Reject {
+        match p {
+            Parsed::Rejected(r) => r.reason,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn topic_gives_region_and_observer_and_region_field_overrides() {
+        let s = sighting(parse(
+            "meshcore/sea/AB12/packets",
+            &format!(r#"{{"raw":"{RAW}","SNR":7.5,"RSSI":-90,"origin":"Roof","direction":"rx"}}"#),
+        ));
+        assert_eq!(s.observer, "AB12");
+        assert_eq!(s.iata.as_deref(), Some("SEA"));
+        assert_eq!(s.observer_name.as_deref(), Some("Roof"));
+        assert_eq!((s.snr, s.rssi), (Some(7.5), Some(-90.0)));
+        assert_eq!(s.direction.as_deref(), Some("rx"));
+        let s = sighting(parse(
+            "custom/prefix/meshcore/SEA/ab12/packets",
+            &format!(r#"{{"raw":"{RAW}","region":"pdx"}}"#),
+        ));
+        assert_eq!(s.iata.as_deref(), Some("PDX"));
+    }
+
+    #[test]
+    fn numbers_with_units_and_either_key_case() {
+        let s = sighting(parse(
+            "meshcore/SEA/ab12/packets",
+            &format!(
+                r#"{{"raw":"{RAW}","snr":"7.25 dB","rssi":"-92dBm","Score":"1000","Direction":"tx"}}"#
+            ),
+        ));
+        assert_eq!(
+            (s.snr, s.rssi, s.score),
+            (Some(7.25), Some(-92.0), Some(1000))
+        );
+        assert_eq!(s.direction.as_deref(), Some("tx"));
+        let s = sighting(parse(
+            "meshcore/SEA/ab12/packets",
+            &format!(r#"{{"raw":"{RAW}","SNR":"","RSSI":null,"score":0.6}}"#),
+        ));
+        assert_eq!((s.snr, s.rssi, s.score), (None, None, Some(1)));
+        assert_eq!(leading_number("+3.5.1"), Some(3.5));
+        assert_eq!(leading_number("-"), None);
+    }
+
+    #[test]
+    fn each_malformation_has_its_reason() {
+        let t = "meshcore/SEA/ab12/packets";
+        assert_eq!(reason(parse(t, "not json")), Reject::NotJson);
+        assert_eq!(reason(parse(t, "[1,2]")), Reject::NotJson);
+        assert_eq!(reason(parse(t, r#"{"snr":1}"#)), Reject::NoRaw);
+        assert_eq!(reason(parse(t, r#"{"raw":""}"#)), Reject::NoRaw);
+        assert_eq!(reason(parse(t, r#"{"raw":"zz"}"#)), Reject::BadHex);
+        assert_eq!(reason(parse(t, r#"{"raw":"abc"}"#)), Reject::BadHex);
+        assert_eq!(reason(parse(t, r#"{"raw":"05"}"#)), Reject::Undecodable);
+        let bad_snr = format!(r#"{{"raw":"{RAW}","snr":"n/a"}}"#);
+        assert_eq!(reason(parse(t, &bad_snr)), Reject::BadField);
+        let bad_type = format!(r#"{{"raw":"{RAW}","rssi":[1]}}"#);
+        assert_eq!(reason(parse(t, &bad_type)), Reject::BadField);
+        let ok = format!(r#"{{"raw":"{RAW}"}}"#);
+        assert_eq!(
+            reason(parse("meshcore/SEA/not-hex/packets", &ok)),
+            Reject::BadObserver
+        );
+        assert_eq!(
+            reason(parse("meshcore/S/ab12/packets", &ok)),
+            Reject::BadRegion
+        );
+    }
+
+    #[test]
+    fn other_topics_and_filtered_regions_are_ignored() {
+        let ok = format!(r#"{{"raw":"{RAW}"}}"#);
+        assert_eq!(
+            parse("meshcore/SEA/ab12/internal", &ok),
+            Parsed::Ignored(Ignore::OtherTopic)
+        );
+        assert_eq!(parse("packets", &ok), Parsed::Ignored(Ignore::OtherTopic));
+        let only_pdx = vec!["PDX".to_string()];
+        assert_eq!(
+            parse_message("meshcore/SEA/ab12/packets", ok.as_bytes(), Some(&only_pdx)),
+            Parsed::Ignored(Ignore::Filtered)
+        );
+        assert!(matches!(
+            parse_message("meshcore/pdx/ab12/packets", ok.as_bytes(), Some(&only_pdx)),
+            Parsed::Packet(_)
+        ));
+    }
+
+    #[test]
+    fn status_reads_top_level_and_stats() {
+        let p = parse(
+            "meshcore/SEA/ab12/status",
+            r#"{"origin":"Roof","model":"Heltec V3","firmware_version":"1.8.2",
+                "stats":{"battery_mv":"4100 mV","uptime_secs":3600,"noise_floor":-110.5}}"#,
+        );
+        let Parsed::Status(s) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            s,
+            StatusUpdate {
+                observer: "ab12".into(),
+                iata: Some("SEA".into()),
+                name: Some("Roof".into()),
+                model: Some("Heltec V3".into()),
+                firmware: Some("1.8.2".into()),
+                battery_mv: Some(4100),
+                uptime_secs: Some(3600),
+                noise_floor: Some(-110.5),
+                offline: false,
+            }
+        );
+        let p = parse(
+            "meshcore/SEA/ab12/status",
+            r#"{"status":"offline","firmware":"v2","battery_mv":3900}"#,
+        );
+        let Parsed::Status(s) = p else {
+            panic!("{p:?}")
+        };
+        assert!(s.offline);
+        assert_eq!(
+            (s.firmware.as_deref(), s.battery_mv),
+            (Some("v2"), Some(3900))
+        );
+        assert_eq!(
+            reason(parse("meshcore/SEA/ab12/status", "{")),
+            Reject::NotJson
+        );
+    }
+}
