@@ -142,8 +142,13 @@ fn on_path(program: &str) -> bool {
 /// Installs the broker with apt (the tests never use a system service: they
 /// start and stop their own process).
 fn install_mosquitto() -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    #[cfg(unix)]
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    #[cfg(not(unix))]
+    let root = false;
     if output_of("apt-get", &["--version"]).is_none() || !root {
         bail!(
             "the MQTT tests need the mosquitto broker at {MOSQUITTO}; install it \

@@ -34,17 +34,6 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 8] = [
-        Reject::NotJson,
-        Reject::NoRaw,
-        Reject::BadHex,
-        Reject::Undecodable,
-        Reject::BadObserver,
-        Reject::BadRegion,
-        Reject::BadField,
-        Reject::StoreFailed,
-    ];
-
     /// The `reason` label of counters and log lines.
     pub fn as_str(self) -> &'static str {
         match self {
