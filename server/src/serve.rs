@@ -11,8 +11,8 @@ use crate::api::{self, AppState, Inner};
 use crate::config::ServeConfig;
 use crate::db;
 use crate::migrate::{self, Engine, LiveStatus};
-use crate::status::{self, StatusSource};
 use crate::mqtt;
+use crate::status::{self, StatusSource};
 use crate::writer::Writer;
 
 /// A running server's parts, for `serve` and for tests.

@@ -252,7 +252,10 @@ async fn stats_are_at_most_two_seconds_old() {
     let (_, st) = app.get("/api/stats").await;
     assert_eq!(st["totalTransmissions"], 3);
     let (s, _) = app
-        .post_json("/api/ingest", &json!({"observer": "aa01", "raw": packet(2, &[], b"later")}))
+        .post_json(
+            "/api/ingest",
+            &json!({"observer": "aa01", "raw": packet(2, &[], b"later")}),
+        )
         .await;
     assert_eq!(s, 200);
     let (_, cached) = app.get("/api/stats").await;
@@ -264,6 +267,9 @@ async fn stats_are_at_most_two_seconds_old() {
         if fresh["totalTransmissions"] == 4 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "stats never refreshed: {fresh}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats never refreshed: {fresh}"
+        );
     }
 }
