@@ -64,7 +64,6 @@ impl Summary {
         for s in samples {
             h.saturating_record(u64::try_from(s.as_micros()).unwrap_or(u64::MAX).max(1));
         }
-        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
         if h.is_empty() {
             return Summary {
                 n: 0,
@@ -74,12 +73,13 @@ impl Summary {
                 max_ms: 0.0,
             };
         }
+        let [p50_ms, p95_ms, p99_ms, max_ms] = crate::api::perf::quantiles_ms(&h);
         Summary {
             n: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.50)),
-            p95_ms: ms(h.value_at_quantile(0.95)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            max_ms: ms(h.max()),
+            p50_ms,
+            p95_ms,
+            p99_ms,
+            max_ms,
         }
     }
 }

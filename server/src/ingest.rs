@@ -198,7 +198,8 @@ fn parse_item(obj: &Map<String, Value>) -> Result<RawSighting, FieldError> {
     })
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How an unexpected JSON value is named in error messages.
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

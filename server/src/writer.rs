@@ -157,22 +157,6 @@ impl Writer {
         rx.await.map_err(|_| WriteError::Stopped)
     }
 
-    /// Blocking variant of [`Writer::with_engine`] for non-async callers.
-    pub fn with_engine_blocking<T, F>(&self, f: F) -> Result<T, WriteError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection, &mut Engine) -> T + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        let job = Box::new(move |conn: &mut Connection, engine: &mut Engine| {
-            let _ = reply.send(f(conn, engine));
-        });
-        self.tx
-            .send(Command::Engine(job))
-            .map_err(|_| WriteError::Stopped)?;
-        rx.blocking_recv().map_err(|_| WriteError::Stopped)
-    }
-
     /// Asks the thread to finish what is queued, stop background work
     /// cleanly, and exit; waits for it.
     pub fn shutdown(&self) {

@@ -28,6 +28,17 @@ impl Default for PerfRecorder {
     }
 }
 
+/// p50, p95, p99 and max of a histogram of microseconds, in milliseconds.
+pub fn quantiles_ms(h: &Histogram<u64>) -> [f64; 4] {
+    let ms = |v: u64| v as f64 / 1000.0;
+    [
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.95)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+    ]
+}
+
 fn new_histogram() -> Histogram<u64> {
     // 1 µs to 1 hour at 3 significant digits; values above are clamped.
     Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| {
@@ -55,15 +66,15 @@ impl PerfRecorder {
         routes
             .iter()
             .map(|(k, h)| {
-                let ms = |v: u64| v as f64 / 1000.0;
+                let [p50_ms, p95_ms, p99_ms, max_ms] = quantiles_ms(h);
                 (
                     k.clone(),
                     EndpointStats {
                         count: h.len(),
-                        p50_ms: ms(h.value_at_quantile(0.50)),
-                        p95_ms: ms(h.value_at_quantile(0.95)),
-                        p99_ms: ms(h.value_at_quantile(0.99)),
-                        max_ms: ms(h.max()),
+                        p50_ms,
+                        p95_ms,
+                        p99_ms,
+                        max_ms,
                     },
                 )
             })

@@ -6,6 +6,7 @@
 //! Pure functions, no I/O: every outcome, including each way a payload can
 //! be malformed, is a value the subscriber counts.
 
+use crate::ingest::kind;
 use serde_json::{Map, Value};
 
 use crate::decoder;
@@ -337,17 +338,6 @@ fn leading_number(s: &str) -> Option<f64> {
         end = i + c.len_utf8();
     }
     s[..end].parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
