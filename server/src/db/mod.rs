@@ -118,8 +118,13 @@ pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// How often the checkpointer folds the WAL back into the database file.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the checkpointer looks at the WAL.
+pub const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
+/// It checkpoints once the WAL holds this much, or when the last checkpoint
+/// is this old: batching means a page changed by many commits (a hot index
+/// page during a backfill) is copied back once, not once per commit.
+pub const CHECKPOINT_WAL_BYTES: u64 = 16 * 1024 * 1024;
+pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Moves WAL checkpoints off the writer thread.
 ///
@@ -149,12 +154,19 @@ impl Checkpointer {
         conn.busy_timeout(Duration::from_millis(100))?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
         let join = std::thread::Builder::new()
             .name("meshscope-checkpoint".into())
             .spawn(move || {
                 use std::sync::atomic::Ordering;
+                let mut last = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(CHECKPOINT_EVERY);
+                    std::thread::sleep(CHECKPOINT_POLL);
+                    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                    if wal_bytes < CHECKPOINT_WAL_BYTES && last.elapsed() < CHECKPOINT_MAX_AGE {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
                     let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     });
