@@ -75,6 +75,7 @@ pub fn build_with(
         api_key: cfg.api_key.clone(),
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
+        shutdown: tokio::sync::watch::Sender::new(false),
     });
     Ok(Parts {
         state,
@@ -97,8 +98,14 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     let router = api::app(parts.state.clone());
     parts.start_migrations().await?;
+    let state = parts.state.clone();
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // End the event streams: graceful shutdown waits for every open
+            // connection, and a dashboard's stream never ends by itself.
+            state.shutdown.send_replace(true);
+        })
         .await
         .context("HTTP server failed")?;
     tracing::info!("HTTP stopped; stopping the writer");

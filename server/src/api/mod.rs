@@ -44,6 +44,10 @@ pub struct Inner {
     pub api_key: Option<ApiKey>,
     pub dist: Option<PathBuf>,
     pub status: Arc<StatusSource>,
+    /// Becomes `true` when the server starts shutting down. Long-lived
+    /// responses (the `/api/events` stream) end on it, so an open dashboard
+    /// does not keep graceful shutdown waiting forever.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
