@@ -1,23 +1,110 @@
 //! Fetching the server's JSON API. A failed request and an empty answer are
 //! different results: errors carry a message for the operator.
+//!
+//! Calls `fetch` through web-sys directly (rather than an HTTP crate) to keep
+//! the wasm small; the request code exists once, whatever the payload type.
 
 use serde::de::DeserializeOwned;
+use shared::api::ErrorBody;
+use shared::migration::{Control, MigrationInfo};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, RequestInit, Response};
 
-pub(crate) async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    let resp = gloo_net::http::Request::get(path)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    if !resp.ok() {
-        let status = resp.status();
-        let msg = resp
-            .json::<shared::api::ErrorBody>()
-            .await
-            .map(|b| b.error)
-            .unwrap_or_else(|_| resp.status_text());
-        return Err(format!("{path}: HTTP {status}: {msg}"));
+/// An HTTP answer: status, status text and body.
+struct Answer {
+    status: u16,
+    status_text: String,
+    body: String,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
     }
-    resp.json::<T>()
+
+    /// The server's `{"error"}` message, else the status text.
+    fn error(&self) -> String {
+        serde_json::from_str::<ErrorBody>(&self.body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| self.status_text.clone())
+    }
+}
+
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "network error".into())
+}
+
+async fn fetch(method: &str, path: &str, api_key: Option<&str>) -> Result<Answer, String> {
+    let unreachable = |e: JsValue| format!("cannot reach the server: {}", js_message(&e));
+    let window = web_sys::window().ok_or("no browser window")?;
+    let init = RequestInit::new();
+    init.set_method(method);
+    if let Some(key) = api_key {
+        let headers = Headers::new().map_err(unreachable)?;
+        headers
+            .set("Authorization", &format!("Bearer {key}"))
+            .map_err(|_| "the API key contains characters a header cannot carry".to_string())?;
+        init.set_headers(&headers);
+    }
+    let resp: Response = JsFuture::from(window.fetch_with_str_and_init(path, &init))
         .await
-        .map_err(|e| format!("{path}: unexpected answer: {e}"))
+        .map_err(unreachable)?
+        .unchecked_into();
+    let body = JsFuture::from(resp.text().map_err(unreachable)?)
+        .await
+        .map_err(unreachable)?
+        .as_string()
+        .unwrap_or_default();
+    Ok(Answer {
+        status: resp.status(),
+        status_text: resp.status_text(),
+        body,
+    })
+}
+
+/// GETs `path` and decodes the JSON answer; any failure becomes a message.
+pub(crate) async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    let a = fetch("GET", path, None).await?;
+    if !a.ok() {
+        return Err(format!("{path}: HTTP {}: {}", a.status, a.error()));
+    }
+    serde_json::from_str(&a.body).map_err(|e| format!("{path}: unexpected answer: {e}"))
+}
+
+/// Why an operator control was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ControlError {
+    /// 401: the API key is missing or wrong.
+    KeyRejected(String),
+    /// 403: the server has no API key configured, so controls are off.
+    Disabled(String),
+    /// 404 / 409 / 5xx or no answer: the message says which.
+    Other(String),
+}
+
+/// `POST /api/migrations/{name}/{action}` with the operator's API key.
+pub(crate) async fn control(
+    name: &str,
+    op: Control,
+    api_key: &str,
+) -> Result<MigrationInfo, ControlError> {
+    let path = format!(
+        "/api/migrations/{}/{}",
+        String::from(js_sys::encode_uri_component(name)),
+        op.action()
+    );
+    let a = fetch("POST", &path, Some(api_key))
+        .await
+        .map_err(ControlError::Other)?;
+    match a.status {
+        200..=299 => serde_json::from_str::<MigrationInfo>(&a.body)
+            .map_err(|e| ControlError::Other(format!("unexpected answer: {e}"))),
+        401 => Err(ControlError::KeyRejected(a.error())),
+        403 => Err(ControlError::Disabled(a.error())),
+        status => Err(ControlError::Other(format!("HTTP {status}: {}", a.error()))),
+    }
 }

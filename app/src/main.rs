@@ -5,7 +5,13 @@
 
 mod api;
 mod app;
+mod components;
+mod live;
 mod pages;
+mod refresh;
+mod router;
+mod storage;
+mod timefmt;
 
 fn main() {
     console_error_panic_hook::set_once();

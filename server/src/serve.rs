@@ -94,6 +94,7 @@ pub fn build_with(
         status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
         stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, true)),
         ingest_liveness: mqtt::Liveness::new(cfg.mqtt.iter().map(|s| s.name.as_str())),
+        shutdown: tokio::sync::watch::Sender::new(false),
     });
     Ok(Parts {
         state,
@@ -117,8 +118,14 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let router = api::app(parts.state.clone());
     parts.start_migrations().await?;
     let mqtt = parts.start_mqtt(&cfg);
+    let state = parts.state.clone();
     let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // End the event streams: graceful shutdown waits for every open
+            // connection, and a dashboard's stream never ends by itself.
+            state.shutdown.send_replace(true);
+        })
         .await
         .context("HTTP server failed");
     // Live ingest stops first, storing and acknowledging what it holds, so

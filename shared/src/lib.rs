@@ -5,6 +5,7 @@
 //! argument so both sides (and the tests) compute the same answer.
 
 pub mod api;
+pub mod banner;
 pub mod fmt;
 pub mod liveness;
 pub mod migration;

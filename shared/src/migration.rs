@@ -82,6 +82,46 @@ impl MigrationStatus {
     }
 }
 
+/// An operator control (`POST /api/migrations/{name}/{action}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+}
+
+impl Control {
+    pub const ALL: [Control; 4] = [
+        Control::Pause,
+        Control::Resume,
+        Control::Cancel,
+        Control::Retry,
+    ];
+
+    /// The `{action}` path segment.
+    pub fn action(self) -> &'static str {
+        match self {
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+            Control::Cancel => "cancel",
+            Control::Retry => "retry",
+        }
+    }
+
+    /// Whether the server accepts this control for a migration in `status`
+    /// (otherwise it answers 409), so the dashboard can disable the button.
+    pub fn applies_to(self, status: MigrationStatus) -> bool {
+        use MigrationStatus as S;
+        match self {
+            Control::Pause => matches!(status, S::Pending | S::Running),
+            Control::Resume => status == S::Paused,
+            Control::Cancel => status.is_in_progress(),
+            Control::Retry => matches!(status, S::Failed | S::Cancelled),
+        }
+    }
+}
+
 /// One `_async_migrations` row as read from the database, unparsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MigrationRecord {
@@ -247,6 +287,30 @@ mod tests {
             assert_eq!(MigrationStatus::from_stored(s), st);
         }
         assert_eq!(MigrationStatus::Unknown.to_stored(), None);
+    }
+
+    #[test]
+    fn controls_apply_to_the_statuses_the_engine_accepts() {
+        use MigrationStatus as S;
+        let all = [
+            S::Pending,
+            S::Running,
+            S::Paused,
+            S::Done,
+            S::Failed,
+            S::Cancelled,
+            S::Unknown,
+        ];
+        let allowed =
+            |c: Control| -> Vec<S> { all.iter().copied().filter(|s| c.applies_to(*s)).collect() };
+        assert_eq!(allowed(Control::Pause), [S::Pending, S::Running]);
+        assert_eq!(allowed(Control::Resume), [S::Paused]);
+        assert_eq!(
+            allowed(Control::Cancel),
+            [S::Pending, S::Running, S::Paused]
+        );
+        assert_eq!(allowed(Control::Retry), [S::Failed, S::Cancelled]);
+        assert_eq!(Control::Retry.action(), "retry");
     }
 
     #[test]

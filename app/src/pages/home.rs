@@ -1,18 +1,32 @@
-//! Home: stat cards from `/api/stats`.
+//! Home: stat cards from `/api/stats` and the latest packets, both re-read
+//! every few seconds without reloading the page.
 
 use leptos::prelude::*;
-use shared::api::Stats;
+use shared::api::{PacketsPage, Stats};
+use shared::fmt::thousands;
 
 use crate::api::get_json;
+use crate::components::message::{load_error, loading, muted};
+use crate::components::packet_table::PacketTable;
+use crate::refresh;
+
+const LATEST: usize = 15;
 
 #[component]
 pub(crate) fn Home() -> impl IntoView {
-    let stats = LocalResource::new(|| get_json::<Stats>("/api/stats"));
+    let stats = RwSignal::new(None::<Result<Stats, String>>);
+    let latest = RwSignal::new(None::<Result<PacketsPage, String>>);
+    refresh::every(5_000, move || async move {
+        let path = format!("/api/packets?limit={LATEST}&order=desc");
+        stats.set(Some(get_json::<Stats>("/api/stats").await));
+        latest.set(Some(get_json::<PacketsPage>(&path).await));
+    });
+
     view! {
         <h1>"Network overview"</h1>
         {move || match stats.get() {
-            None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-            Some(Err(e)) => view! { <p class="error">"Could not read stats: " {e}</p> }.into_any(),
+            None => loading(),
+            Some(Err(e)) => load_error("stats", &e),
             Some(Ok(s)) => view! {
                 <section class="cards">
                     <Card label="Packets" value=s.total_transmissions />
@@ -24,6 +38,13 @@ pub(crate) fn Home() -> impl IntoView {
             }
             .into_any(),
         }}
+        <h2>"Latest packets"</h2>
+        {move || match latest.get() {
+            None => loading(),
+            Some(Err(e)) => load_error("packets", &e),
+            Some(Ok(p)) if p.packets.is_empty() => muted("No packets stored yet."),
+            Some(Ok(p)) => view! { <PacketTable rows=p.packets /> }.into_any(),
+        }}
     }
 }
 
@@ -31,7 +52,7 @@ pub(crate) fn Home() -> impl IntoView {
 fn Card(label: &'static str, value: i64) -> impl IntoView {
     view! {
         <div class="card">
-            <div class="card-value">{value}</div>
+            <div class="card-value">{thousands(value)}</div>
             <div class="card-label">{label}</div>
         </div>
     }

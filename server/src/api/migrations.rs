@@ -96,6 +96,7 @@ pub(super) async fn control(
 struct EventState {
     app: AppState,
     live: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
     last_sent: Option<String>,
     last_emit: Option<tokio::time::Instant>,
     next_heartbeat: tokio::time::Instant,
@@ -109,6 +110,8 @@ fn fingerprint(h: &Healthz) -> String {
 
 /// `GET /api/events`: a `migrations` event (the healthz payload) whenever the
 /// migration list changes, at most 4 per second, and a `heartbeat` every 15 s.
+/// The stream ends when the server shuts down (clients reconnect elsewhere or
+/// report the server unreachable).
 #[utoipa::path(get, path = "/api/events", tag = "migrations",
     responses((status = 200, content_type = "text/event-stream", description = "`migrations` events (healthz payload) on change, at most 4/s; `heartbeat` every 15 s")))]
 pub(super) async fn events(
@@ -116,6 +119,7 @@ pub(super) async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let init = EventState {
         live: state.status.live().subscribe(),
+        shutdown: state.shutdown.subscribe(),
         app: state,
         last_sent: None,
         last_emit: None,
@@ -124,8 +128,17 @@ pub(super) async fn events(
     };
     Sse::new(stream::unfold(init, |mut st| async move {
         loop {
+            if *st.shutdown.borrow() {
+                return None;
+            }
             if !st.first {
                 tokio::select! {
+                    res = st.shutdown.changed() => {
+                        if res.is_err() {
+                            return None; // the server state is gone
+                        }
+                        continue;
+                    }
                     _ = st.live.changed() => {}
                     () = tokio::time::sleep(POLL) => {}
                     () = tokio::time::sleep_until(st.next_heartbeat) => {

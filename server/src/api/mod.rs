@@ -49,6 +49,10 @@ pub struct Inner {
     pub stats: Arc<crate::cache::SingleFlight<shared::api::Stats>>,
     /// Live-ingest sources (MQTT brokers); empty when none is configured.
     pub ingest_liveness: crate::mqtt::Liveness,
+    /// Becomes `true` when the server starts shutting down. Long-lived
+    /// responses (the `/api/events` stream) end on it, so an open dashboard
+    /// does not keep graceful shutdown waiting forever.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// How old `/api/stats` may be.

@@ -2,7 +2,8 @@
 //! SIGKILLed mid-backfill several times while ingest flows, then SIGTERMed
 //! (which must record `paused`), then run to completion. No work is lost or
 //! redone, progress never exceeds its total, and every acknowledged ingest
-//! request is stored.
+//! request is stored. Also: SIGTERM stops a server whose event stream a
+//! dashboard holds open.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -207,4 +208,46 @@ async fn sigkill_mid_backfill_loses_and_redoes_nothing() {
         let n: i64 = stmt.query_row([h], |r| r.get(0)).unwrap();
         assert_eq!(n, 1, "acknowledged packet {h} is stored once");
     }
+}
+
+/// An open dashboard (a client on `/api/events`) must not keep SIGTERM from
+/// stopping the server: the stream ends and the process exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_open_event_streams_and_exits() {
+    use futures_util::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let mut c = start(&db, "1.0");
+    let resp = reqwest::get(format!("{}/api/events", c.base))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut body = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "the first event arrives");
+
+    let pid = c.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ends on SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = c.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve still runs 10 s after SIGTERM with an event stream open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
 }

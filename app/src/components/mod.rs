@@ -1,0 +1,7 @@
+//! Reusable view pieces.
+
+pub(crate) mod banner;
+pub(crate) mod link;
+pub(crate) mod message;
+pub(crate) mod packet_table;
+pub(crate) mod status_badge;

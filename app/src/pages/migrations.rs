@@ -1,0 +1,268 @@
+//! Migrations: one row per online migration, live from the same feed as the
+//! banner, with the operator controls (pause, resume, cancel, retry).
+//!
+//! Rows are keyed by name and their cells update in place, so a button is
+//! never replaced under the pointer while progress events stream in.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::fmt::{duration_approx, rate, thousands};
+use shared::migration::{percent, Control, MigrationInfo, MigrationStatus};
+
+use crate::api::{self, ControlError};
+use crate::components::message::{load_error, loading, muted};
+use crate::components::status_badge::StatusBadge;
+use crate::live::use_live;
+use crate::storage;
+use crate::timefmt::short_time;
+
+/// A message about the last control, good or bad.
+#[derive(Clone, PartialEq)]
+struct Notice {
+    ok: bool,
+    text: String,
+}
+
+fn label(op: Control) -> &'static str {
+    match op {
+        Control::Pause => "Pause",
+        Control::Resume => "Resume",
+        Control::Cancel => "Cancel",
+        Control::Retry => "Retry",
+    }
+}
+
+#[component]
+pub(crate) fn Migrations() -> impl IntoView {
+    let live = use_live();
+    let key = RwSignal::new(storage::load_api_key());
+    let key_input = RwSignal::new(String::new());
+    // The control the operator asked for before giving a key; run once they do.
+    let waiting = RwSignal::new(None::<(String, Control)>);
+    let notice = RwSignal::new(None::<Notice>);
+    let busy = RwSignal::new(false);
+
+    let run = Callback::new(move |(name, op): (String, Control)| {
+        let Some(k) = key.get_untracked() else {
+            notice.set(Some(Notice {
+                ok: false,
+                text: format!("Enter the API key to {} {name}.", op.action()),
+            }));
+            waiting.set(Some((name, op)));
+            return;
+        };
+        busy.set(true);
+        spawn_local(async move {
+            let result = api::control(&name, op, &k).await;
+            busy.set(false);
+            let text = match result {
+                Ok(info) => {
+                    notice.set(Some(Notice {
+                        ok: true,
+                        text: format!("{name}: {} accepted; now {}.", op.action(), info.status.as_str()),
+                    }));
+                    return;
+                }
+                Err(ControlError::KeyRejected(msg)) => {
+                    storage::save_api_key(None);
+                    key.set(None);
+                    waiting.set(Some((name, op)));
+                    format!("The API key was rejected ({msg}). Enter the correct key.")
+                }
+                Err(ControlError::Disabled(msg)) => format!(
+                    "Operator controls are disabled on this server ({msg}). Start meshscope with --api-key to enable them."
+                ),
+                Err(ControlError::Other(msg)) => format!("Could not {} {name}: {msg}", op.action()),
+            };
+            notice.set(Some(Notice { ok: false, text }));
+        });
+    });
+
+    let save_key = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let k = key_input.get_untracked().trim().to_string();
+        if k.is_empty() {
+            return;
+        }
+        storage::save_api_key(Some(&k));
+        key.set(Some(k));
+        key_input.set(String::new());
+        notice.set(None);
+        if let Some(w) = waiting.get_untracked() {
+            waiting.set(None);
+            run.run(w);
+        }
+    };
+    let forget_key = move |_| {
+        storage::save_api_key(None);
+        key.set(None);
+    };
+
+    let key_panel = move || {
+        match key.get() {
+        Some(_) => view! {
+            <p class="key-set">
+                "API key set for this tab. "
+                <button type="button" class="secondary" on:click=forget_key>"Forget key"</button>
+            </p>
+        }
+        .into_any(),
+        None => view! {
+            <form class="key-form" on:submit=save_key>
+                <label for="api-key">"Operator API key"</label>
+                <input id="api-key" type="password" autocomplete="off" bind:value=key_input />
+                <button type="submit">"Use key"</button>
+                <p class="muted small">"Needed for pause, resume, cancel and retry; kept only in this tab."</p>
+            </form>
+        }
+        .into_any(),
+    }
+    };
+
+    // Names in the server's order; rows follow them by key.
+    let names = Memo::new(move |_| {
+        live.health.with(|h| match h {
+            Some(Ok(h)) => h
+                .async_migrations
+                .as_ref()
+                .map(|l| l.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
+            _ => None,
+        })
+    });
+    let state = move || {
+        live.health.with(|h| match h {
+            None => Some(loading()),
+            Some(Err(e)) => Some(load_error("migration status", e)),
+            // The server answered, but could not read the status itself.
+            Some(Ok(h)) => match (&h.async_migrations_error, &h.async_migrations) {
+                (Some(e), _) => Some(load_error("migration status", e)),
+                (None, None) => Some(muted(
+                    "This server does not report migration status (it predates it).",
+                )),
+                (None, Some(l)) if l.is_empty() => {
+                    Some(muted("No online migrations are registered."))
+                }
+                _ => None,
+            },
+        })
+    };
+
+    view! {
+        <h1>"Migrations"</h1>
+        {key_panel}
+        <p role="alert" class=move || notice.with(|n| match n {
+            Some(n) if n.ok => "notice ok",
+            Some(_) => "notice error",
+            None => "notice",
+        })>
+            {move || notice.with(|n| n.as_ref().map(|n| n.text.clone()))}
+        </p>
+        {state}
+        <Show when=move || names.with(|n| n.as_ref().is_some_and(|n| !n.is_empty()))>
+            <div class="table-wrap">
+                <table class="rows migrations">
+                    <thead>
+                        <tr>
+                            <th>"Name"</th>
+                            <th>"Status"</th>
+                            <th>"Progress"</th>
+                            <th class="num">"Processed / total"</th>
+                            <th class="num">"Rate"</th>
+                            <th>"ETA"</th>
+                            <th>"Started"</th>
+                            <th>"Ended"</th>
+                            <th class="num">"Attempts"</th>
+                            <th>"Error"</th>
+                            <th>"Controls"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For each=move || names.get().unwrap_or_default() key=|n| n.clone() let:name>
+                            <MigrationRow name=name run=run busy=busy />
+                        </For>
+                    </tbody>
+                </table>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn MigrationRow(
+    name: String,
+    run: Callback<(String, Control)>,
+    busy: RwSignal<bool>,
+) -> impl IntoView {
+    let live = use_live();
+    let row_name = name.clone();
+    let info = Memo::new(move |_| {
+        live.health.with(|h| match h {
+            Some(Ok(h)) => h
+                .async_migrations
+                .iter()
+                .flatten()
+                .find(|m| m.name == row_name)
+                .cloned(),
+            _ => None,
+        })
+    });
+    let cell = move |f: fn(&MigrationInfo) -> String| {
+        move || info.with(|m| m.as_ref().map(f).unwrap_or_default())
+    };
+    let status = Memo::new(move |_| {
+        info.with(|m| m.as_ref().map_or(MigrationStatus::Unknown, |m| m.status))
+    });
+    // Whole percent (floored, so it never reads 100 before the end).
+    let pct = move || {
+        info.with(|m| {
+            m.as_ref().map_or(0, |m| {
+                percent(m.rows_processed, m.rows_total).floor() as i64
+            })
+        })
+    };
+
+    let buttons = Control::ALL
+        .into_iter()
+        .map(|op| {
+            let name = name.clone();
+            let aria = format!("{} {name}", label(op));
+            view! {
+                <button
+                    class="control"
+                    aria-label=aria
+                    disabled=move || busy.get() || !op.applies_to(status.get())
+                    on:click=move |_| run.run((name.clone(), op))
+                >
+                    {label(op)}
+                </button>
+            }
+        })
+        .collect_view();
+
+    view! {
+        <tr data-migration=name.clone()>
+            <td data-label="Name" class="mono">{name.clone()}</td>
+            <td data-label="Status">{move || view! { <StatusBadge status=status.get() /> }}</td>
+            <td data-label="Progress">
+                <progress max="100" value=move || pct().to_string() aria-label=format!("{name} progress")></progress>
+                <span class="small">{move || format!(" {}%", pct())}</span>
+            </td>
+            <td data-label="Processed / total" class="num">
+                {cell(|m| format!("{} / {}", thousands(m.rows_processed), thousands(m.rows_total)))}
+            </td>
+            <td data-label="Rate" class="num">
+                {cell(|m| match m.status {
+                    MigrationStatus::Running => format!("{}/s", rate(m.rate_per_sec)),
+                    _ => "—".into(),
+                })}
+            </td>
+            <td data-label="ETA">{cell(|m| m.eta_sec.map(duration_approx).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="Started">{cell(|m| m.started_at.as_deref().map(short_time).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="Ended">{cell(|m| m.ended_at.as_deref().map(short_time).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="Attempts" class="num">{cell(|m| m.attempts.to_string())}</td>
+            <td data-label="Error" class="error-cell">{cell(|m| m.error.clone().unwrap_or_default())}</td>
+            <td data-label="Controls" class="controls">{buttons}</td>
+        </tr>
+    }
+}
