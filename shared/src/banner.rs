@@ -51,6 +51,8 @@ pub enum LineKind {
     Failed { dismiss_key: String },
     /// A migration whose status the server does not recognise.
     Unknown,
+    /// A live-ingest source that is disconnected or silent (see [`crate::liveness`]).
+    IngestSource,
 }
 
 /// One line of the banner.
@@ -117,6 +119,15 @@ pub fn banner(read: HealthRead<'_>, now_ms: i64, dismissed: &BTreeSet<String>) -
     for m in h.async_migrations.iter().flatten() {
         if let Some(line) = migration_line(m, now_ms, dismissed) {
             lines.push(line);
+        }
+    }
+    if let Some(sources) = &h.ingest_liveness {
+        for text in crate::liveness::banner_lines(sources, now_ms.div_euclid(1000)) {
+            lines.push(Line {
+                kind: LineKind::IngestSource,
+                name: None,
+                text,
+            });
         }
     }
     Banner {
@@ -511,5 +522,28 @@ mod tests {
         assert_eq!(b.lines.len(), 2);
         assert_eq!(b.lines[0].text, "a failed: <script>alert(1)</script>");
         assert_eq!(b.lines[1].name.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn silent_ingest_sources_get_a_line() {
+        use crate::api::SourceLiveness;
+        let mut h = health(Some(vec![]));
+        let now_ms = 1_800_000_000_000;
+        let mut sources = std::collections::BTreeMap::new();
+        sources.insert(
+            "broker-a".to_string(),
+            SourceLiveness {
+                connected: true,
+                last_receipt_unix: Some(1_800_000_000 - 600),
+                last_message_unix: Some(1_800_000_000 - 600),
+                messages: 10,
+                rejected: 0,
+            },
+        );
+        h.ingest_liveness = Some(sources);
+        let b = banner(HealthRead::Ok(&h), now_ms, &BTreeSet::new());
+        assert!(b.visible);
+        assert_eq!(b.lines[0].kind, LineKind::IngestSource);
+        assert_eq!(b.lines[0].text, "No packets from broker-a in 10 min");
     }
 }

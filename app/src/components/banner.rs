@@ -39,7 +39,9 @@ fn BannerLine(line: Line) -> impl IntoView {
     let name = name.unwrap_or_default();
     let (class, bar, dismiss) = match kind {
         LineKind::Unreachable | LineKind::StatusError => ("banner-line bad", None, None),
-        LineKind::NotReady | LineKind::Unknown => ("banner-line warn", None, None),
+        LineKind::NotReady | LineKind::Unknown | LineKind::IngestSource => {
+            ("banner-line warn", None, None)
+        }
         LineKind::Progress { percent } => ("banner-line busy", Some(percent), None),
         LineKind::Paused { percent } => ("banner-line paused", Some(percent), None),
         LineKind::Failed { dismiss_key } => ("banner-line bad", None, Some(dismiss_key)),
