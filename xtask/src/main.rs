@@ -126,8 +126,20 @@ fn setup() -> Result<()> {
         }
         status(&mut npm)?;
     }
+    // Debian packages the suites need: the MQTT broker, and for the browser
+    // tests Chromium and the sqlite3 CLI (which plants failing triggers).
+    let mut missing = Vec::new();
     if !Path::new(MOSQUITTO).exists() && !on_path("mosquitto") {
-        install_mosquitto()?;
+        missing.push("mosquitto");
+    }
+    if !Path::new("/usr/bin/chromium").exists() {
+        missing.push("chromium");
+    }
+    if !Path::new("/usr/bin/sqlite3").exists() {
+        missing.push("sqlite3");
+    }
+    if !missing.is_empty() {
+        apt_install(&missing)?;
     }
     // Trunk runs cargo offline; make sure every crate is in the local registry.
     status(cargo().args(["fetch"]))?;
@@ -139,9 +151,9 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
-/// Installs the broker with apt (the tests never use a system service: they
-/// start and stop their own process).
-fn install_mosquitto() -> Result<()> {
+/// Installs Debian packages with apt (the tests never use a system service:
+/// they start and stop their own processes).
+fn apt_install(packages: &[&str]) -> Result<()> {
     #[cfg(unix)]
     let root = {
         use std::os::unix::fs::MetadataExt;
@@ -151,13 +163,21 @@ fn install_mosquitto() -> Result<()> {
     let root = false;
     if output_of("apt-get", &["--version"]).is_none() || !root {
         bail!(
-            "the MQTT tests need the mosquitto broker at {MOSQUITTO}; install it \
-             (Debian/Ubuntu: `sudo apt-get install mosquitto`) and run again"
+            "the tests need these Debian packages: {}; install them \
+             (`sudo apt-get install {}`) and run again",
+            packages.join(", "),
+            packages.join(" ")
         );
     }
     status(
         Command::new("sh")
-            .args(["-c", "apt-get update && apt-get install -y mosquitto"])
+            .args([
+                "-c",
+                &format!(
+                    "apt-get update && apt-get install -y {}",
+                    packages.join(" ")
+                ),
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
@@ -261,6 +281,13 @@ fn test() -> Result<()> {
     if !ok && t.failed == 0 {
         total.failed += 1; // a build failure counts as a failure
     }
+
+    // Browser tests: Debian's Chromium against a real `meshscope serve`.
+    status(cargo().args(["build", "-p", "meshscope"]))?;
+    let e2e = end2end()?;
+    total.passed += e2e.passed;
+    total.failed += e2e.failed;
+    total.skipped += e2e.skipped;
     println!(
         "{} passed, {} failed, {} skipped",
         total.passed, total.failed, total.skipped
@@ -271,9 +298,57 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+fn target_dir() -> Result<PathBuf> {
+    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => root()?.join("target"),
+    })
+}
+
+/// Runs the Playwright suite; its counts come from the JSON reporter.
+fn end2end() -> Result<Tally> {
+    let report = Path::new("end2end/test-results/e2e-results.json");
+    let _ = std::fs::remove_file(report);
+    let bin = target_dir()?.join("debug/meshscope");
+    eprintln!("xtask: running the Playwright suite (end2end/)");
+    let ok = Command::new("node_modules/.bin/playwright")
+        .arg("test")
+        .current_dir("end2end")
+        .env("MESHSCOPE_BIN", &bin)
+        .status()
+        .context("cannot start Playwright (run `cargo xtask setup`)")?
+        .success();
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let mut t = tally_playwright(&text);
+    if !ok && t.failed == 0 {
+        t.failed += 1; // the suite could not run at all
+    }
+    Ok(t)
+}
+
+/// Counts from Playwright's JSON reporter (`stats.expected/unexpected/flaky/skipped`).
+fn tally_playwright(json: &str) -> Tally {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let n = |k: &str| v["stats"][k].as_u64().unwrap_or(0);
+    Tally {
+        passed: n("expected") + n("flaky"),
+        failed: n("unexpected"),
+        skipped: n("skipped"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tallies_playwright_json() {
+        let t =
+            tally_playwright(r#"{"stats":{"expected":7,"unexpected":1,"flaky":1,"skipped":2}}"#);
+        assert_eq!((t.passed, t.failed, t.skipped), (8, 1, 2));
+        let none = tally_playwright("not json");
+        assert_eq!((none.passed, none.failed), (0, 0));
+    }
 
     #[test]
     fn tallies_cargo_summaries() {
