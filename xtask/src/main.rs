@@ -5,8 +5,9 @@
 //!   `mosquitto` broker for the MQTT tests), skipping whatever is already
 //!   present at the right version.
 //! - `dist`: build the dashboard into `dist/` with Trunk (release, offline).
-//! - `run`: setup + dist when missing + seed a demo database when missing +
-//!   serve on 127.0.0.1:8080 (extra arguments go to `meshscope serve`).
+//! - `run`: setup + dist when missing + seed a pre-backfill demo database
+//!   when missing + serve on 127.0.0.1:8080 with a slow backfill to watch
+//!   (extra arguments go to `meshscope serve`).
 //! - `test`: setup, then every check and test suite; ends with one
 //!   `N passed, N failed` line summing all suites.
 
@@ -197,12 +198,30 @@ fn run(serve_args: &[String]) -> Result<()> {
         dist()?;
     }
     status(cargo().args(["build", "-p", "meshscope"]))?;
-    let bin = root()?.join("target/debug/meshscope");
+    let bin = target_dir()?.join("debug/meshscope");
     if !Path::new(DEMO_DB).exists() {
-        status(Command::new(&bin).args(["seed", "--db", DEMO_DB, "--transmissions", "20000"]))?;
+        // A pre-backfill file at operator scale, so the first start shows the
+        // product's heart: the online backfill, live in the warm-up banner.
+        status(Command::new(&bin).args([
+            "seed",
+            "--db",
+            DEMO_DB,
+            "--transmissions",
+            "71000",
+            "--legacy",
+        ]))?;
     }
     let mut serve = Command::new(&bin);
-    serve.args(["serve", "--db", DEMO_DB, "--dist", "dist"]);
+    // A 1% duty stretches the demo's backfill to about half a minute.
+    serve.args([
+        "serve",
+        "--db",
+        DEMO_DB,
+        "--dist",
+        "dist",
+        "--migration-duty",
+        "0.01",
+    ]);
     serve.args(serve_args);
     status(&mut serve)
 }
