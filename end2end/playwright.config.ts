@@ -21,7 +21,7 @@ export default defineConfig({
   ],
   use: {
     browserName: 'chromium',
-    viewport: { width: 1100, height: 720 },
+    viewport: { width: 1280, height: 720 },
     trace: 'retain-on-failure',
     launchOptions: {
       // `npx playwright install` cannot download browsers here: use Debian's.

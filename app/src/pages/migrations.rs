@@ -159,32 +159,31 @@ pub(crate) fn Migrations() -> impl IntoView {
             {move || notice.with(|n| n.as_ref().map(|n| n.text.clone()))}
         </p>
         {state}
-        <Show when=move || names.with(|n| n.as_ref().is_some_and(|n| !n.is_empty()))>
-            <div class="table-wrap">
-                <table class="rows migrations">
-                    <thead>
-                        <tr>
-                            <th>"Name"</th>
-                            <th>"Status"</th>
-                            <th>"Progress"</th>
-                            <th class="num">"Processed / total"</th>
-                            <th class="num">"Rate"</th>
-                            <th>"ETA"</th>
-                            <th>"Started"</th>
-                            <th>"Ended"</th>
-                            <th class="num">"Attempts"</th>
-                            <th>"Error"</th>
-                            <th>"Controls"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        <For each=move || names.get().unwrap_or_default() key=|n| n.clone() let:name>
-                            <MigrationRow name=name run=run busy=busy />
-                        </For>
-                    </tbody>
-                </table>
-            </div>
-        </Show>
+        <div
+            class="table-wrap"
+            hidden=move || names.with(|n| n.as_ref().is_none_or(|n| n.is_empty()))
+        >
+            <table class="rows migrations">
+                <thead>
+                    <tr>
+                        <th>"Name"</th>
+                        <th>"Status"</th>
+                        <th>"Progress (processed / total)"</th>
+                        <th class="num">"Rate"</th>
+                        <th>"ETA"</th>
+                        <th>"Started / ended"</th>
+                        <th class="num">"Attempts"</th>
+                        <th>"Error"</th>
+                        <th>"Controls"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || names.get().unwrap_or_default() key=|n| n.clone() let:name>
+                        <MigrationRow name=name run=run busy=busy />
+                    </For>
+                </tbody>
+            </table>
+        </div>
     }
 }
 
@@ -242,27 +241,37 @@ fn MigrationRow(
 
     view! {
         <tr data-migration=name.clone()>
-            <td data-label="Name" class="mono">{name.clone()}</td>
+            <td data-label="Name" class="name">{name.clone()}</td>
             <td data-label="Status">{move || view! { <StatusBadge status=status.get() /> }}</td>
             <td data-label="Progress">
                 <progress max="100" value=move || pct().to_string() aria-label=format!("{name} progress")></progress>
-                <span class="small">{move || format!(" {}%", pct())}</span>
+                <div class="small nowrap">
+                    {cell(|m| {
+                        format!(
+                            "{}% · {} / {}",
+                            percent(m.rows_processed, m.rows_total).floor() as i64,
+                            thousands(m.rows_processed),
+                            thousands(m.rows_total),
+                        )
+                    })}
+                </div>
             </td>
-            <td data-label="Processed / total" class="num">
-                {cell(|m| format!("{} / {}", thousands(m.rows_processed), thousands(m.rows_total)))}
-            </td>
-            <td data-label="Rate" class="num">
+            <td data-label="Rate" class="num nowrap">
                 {cell(|m| match m.status {
                     MigrationStatus::Running => format!("{}/s", rate(m.rate_per_sec)),
                     _ => "—".into(),
                 })}
             </td>
-            <td data-label="ETA">{cell(|m| m.eta_sec.map(duration_approx).unwrap_or_else(|| "—".into()))}</td>
-            <td data-label="Started">{cell(|m| m.started_at.as_deref().map(short_time).unwrap_or_else(|| "—".into()))}</td>
-            <td data-label="Ended">{cell(|m| m.ended_at.as_deref().map(short_time).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="ETA" class="nowrap">{cell(|m| m.eta_sec.map(duration_approx).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="Started / ended">
+                <div>{cell(|m| m.started_at.as_deref().map_or_else(|| "not started".into(), short_time))}</div>
+                <div class="muted">{cell(|m| m.ended_at.as_deref().map_or_else(String::new, |t| format!("ended {}", short_time(t))))}</div>
+            </td>
             <td data-label="Attempts" class="num">{cell(|m| m.attempts.to_string())}</td>
             <td data-label="Error" class="error-cell">{cell(|m| m.error.clone().unwrap_or_default())}</td>
-            <td data-label="Controls" class="controls">{buttons}</td>
+            <td data-label="Controls">
+                <div class="controls">{buttons}</div>
+            </td>
         </tr>
     }
 }

@@ -68,11 +68,11 @@ pub(crate) fn Packets() -> impl IntoView {
     spawn_local(async move {
         observers.set(Some(get_json::<Vec<ObserverRow>>("/api/observers").await));
     });
-    // Re-read whenever the filters or the page change; only the latest
+    // Called whenever the filters or the page change; only the latest
     // request's answer is shown, however the answers arrive.
     let latest = StoredValue::new(0_u32);
-    Effect::new(move |_| {
-        let q = filters.with(|f| query(f, offset.get()));
+    let load = move || {
+        let q = filters.with_untracked(|f| query(f, offset.get_untracked()));
         latest.update_value(|n| *n += 1);
         let mine = latest.get_value();
         spawn_local(async move {
@@ -84,7 +84,8 @@ pub(crate) fn Packets() -> impl IntoView {
                 page.set(Some(result));
             }
         });
-    });
+    };
+    load();
 
     // Form fields, applied together on submit.
     let kind = RwSignal::new(String::new());
@@ -102,6 +103,7 @@ pub(crate) fn Packets() -> impl IntoView {
             until: until.get_untracked(),
         });
         offset.set(0);
+        load();
     };
     let clear = move |_| {
         for s in [kind, observer, hash, since, until] {
@@ -109,6 +111,7 @@ pub(crate) fn Packets() -> impl IntoView {
         }
         filters.set(Filters::default());
         offset.set(0);
+        load();
     };
 
     let type_options = PAYLOAD_TYPES
@@ -184,7 +187,10 @@ pub(crate) fn Packets() -> impl IntoView {
         <nav class="pager" aria-label="Pages">
             <button
                 disabled=move || offset.get() == 0
-                on:click=move |_| offset.update(|o| *o = (*o - PAGE).max(0))
+                on:click=move |_| {
+                    offset.update(|o| *o = (*o - PAGE).max(0));
+                    load();
+                }
             >
                 "‹ Newer"
             </button>
@@ -192,7 +198,10 @@ pub(crate) fn Packets() -> impl IntoView {
                 disabled=move || {
                     page.get().and_then(Result::ok).is_none_or(|p| p.offset + PAGE >= p.total)
                 }
-                on:click=move |_| offset.update(|o| *o += PAGE)
+                on:click=move |_| {
+                    offset.update(|o| *o += PAGE);
+                    load();
+                }
             >
                 "Older ›"
             </button>
