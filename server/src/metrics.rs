@@ -12,16 +12,6 @@ use crate::migrate::Progress;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-const ALL_STATUSES: [MigrationStatus; 7] = [
-    MigrationStatus::Pending,
-    MigrationStatus::Running,
-    MigrationStatus::Paused,
-    MigrationStatus::Done,
-    MigrationStatus::Failed,
-    MigrationStatus::Cancelled,
-    MigrationStatus::Unknown,
-];
-
 /// Installs the recorder (once per process) and returns its handle.
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
@@ -58,7 +48,7 @@ pub fn observe_migration(p: &Progress) {
         .set(p.rows_total as f64);
     metrics::gauge!("meshscope_migration_batch_size", "migration" => name.clone())
         .set(p.batch as f64);
-    for st in ALL_STATUSES {
+    for st in MigrationStatus::ALL {
         let on = if st == p.status { 1.0 } else { 0.0 };
         metrics::gauge!("meshscope_migration_status", "migration" => name.clone(), "status" => st.as_str())
             .set(on);

@@ -35,6 +35,17 @@ pub enum MigrationStatus {
 }
 
 impl MigrationStatus {
+    /// Every status, in lifecycle order (for exhaustive reporting, e.g. metrics).
+    pub const ALL: [MigrationStatus; 7] = [
+        MigrationStatus::Pending,
+        MigrationStatus::Running,
+        MigrationStatus::Paused,
+        MigrationStatus::Done,
+        MigrationStatus::Failed,
+        MigrationStatus::Cancelled,
+        MigrationStatus::Unknown,
+    ];
+
     /// Maps a stored status string; anything unrecognised is `Unknown`.
     pub fn from_stored(s: &str) -> MigrationStatus {
         match s {
