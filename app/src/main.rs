@@ -11,7 +11,6 @@ mod pages;
 mod refresh;
 mod router;
 mod storage;
-mod timefmt;
 
 fn main() {
     console_error_panic_hook::set_once();

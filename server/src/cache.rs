@@ -11,24 +11,34 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-type Flight<T> = watch::Receiver<Option<Result<T, String>>>;
+type Flight<T, E> = watch::Receiver<Option<Result<T, E>>>;
 
-struct State<T> {
+struct State<T, E> {
     value: Option<(Instant, T)>,
-    inflight: Option<Flight<T>>,
+    inflight: Option<Flight<T, E>>,
 }
 
-pub struct SingleFlight<T> {
+/// What a caller gets when the load it waited for vanished (its task was
+/// cancelled), so there is no result to share.
+pub(crate) trait Abandoned {
+    fn abandoned() -> Self;
+}
+
+pub(crate) struct SingleFlight<T, E> {
     ttl: Duration,
     /// Whether the caller that starts a refresh also gets the stale value
     /// (true) or waits for the fresh one (false).
     stale_to_leader: bool,
-    state: Mutex<State<T>>,
+    state: Mutex<State<T, E>>,
     loads: AtomicU64,
 }
 
-impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
-    pub fn new(ttl: Duration, stale_to_leader: bool) -> SingleFlight<T> {
+impl<T, E> SingleFlight<T, E>
+where
+    T: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + Abandoned + 'static,
+{
+    pub(crate) fn new(ttl: Duration, stale_to_leader: bool) -> SingleFlight<T, E> {
         SingleFlight {
             ttl,
             stale_to_leader,
@@ -41,14 +51,14 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     }
 
     /// How many loads ran so far.
-    pub fn loads(&self) -> u64 {
+    pub(crate) fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
     }
 
-    pub async fn get<F, Fut>(self: &Arc<Self>, load: F) -> Result<T, String>
+    pub(crate) async fn get<F, Fut>(self: &Arc<Self>, load: F) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, String>> + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let mut flight = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -81,12 +91,11 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                 }
             }
         };
-        let res = flight
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| "the load was abandoned".to_string())?
-            .clone();
-        res.unwrap_or_else(|| Err("the load returned nothing".to_string()))
+        let res = match flight.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => return Err(E::abandoned()),
+        };
+        res.unwrap_or_else(|| Err(E::abandoned()))
     }
 }
 
@@ -94,26 +103,50 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, Clone, PartialEq)]
+    struct Boom(&'static str);
+
+    impl Abandoned for Boom {
+        fn abandoned() -> Self {
+            Boom("abandoned")
+        }
+    }
+
+    type Cache = SingleFlight<u32, Boom>;
+
     #[tokio::test]
     async fn one_load_for_a_herd_and_errors_are_not_cached() {
-        let c = Arc::new(SingleFlight::<u32>::new(Duration::from_secs(60), false));
+        let c = Arc::new(Cache::new(Duration::from_secs(60), false));
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(Mutex::new(Some(gate)));
+        // All 100 calls are made before the one load may finish: join!
+        // polls the calls (the first starts the load) before opening the gate.
         let calls = (0..100).map(|_| {
-            let c = c.clone();
-            tokio::spawn(async move {
-                c.get(|| async {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Ok(7)
+            let (c, gate) = (c.clone(), gate.clone());
+            async move {
+                c.get(move || {
+                    let g = gate.lock().unwrap().take();
+                    async move {
+                        if let Some(g) = g {
+                            let _ = g.await;
+                        }
+                        Ok(7)
+                    }
                 })
                 .await
-            })
+            }
         });
-        for r in futures_util::future::join_all(calls).await {
-            assert_eq!(r.unwrap(), Ok(7));
-        }
+        let (results, ()) = tokio::join!(futures_util::future::join_all(calls), async {
+            open.send(()).unwrap();
+        });
+        assert!(results.iter().all(|r| *r == Ok(7)), "{results:?}");
         assert_eq!(c.loads(), 1);
 
-        let e = Arc::new(SingleFlight::<u32>::new(Duration::from_secs(60), false));
-        assert!(e.get(|| async { Err("boom".to_string()) }).await.is_err());
+        let e = Arc::new(Cache::new(Duration::from_secs(60), false));
+        assert_eq!(
+            e.get(|| async { Err(Boom("boom")) }).await,
+            Err(Boom("boom"))
+        );
         assert_eq!(
             e.get(|| async { Ok(1) }).await,
             Ok(1),
@@ -124,20 +157,29 @@ mod tests {
 
     #[tokio::test]
     async fn stale_value_is_served_while_refreshing() {
-        let c = Arc::new(SingleFlight::<u32>::new(Duration::from_millis(1), true));
-        assert_eq!(c.get(|| async { Ok(1) }).await, Ok(1));
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A zero TTL: every call finds the value stale.
+        let c = Arc::new(Cache::new(Duration::ZERO, true));
+        assert_eq!(c.get(|| async { Ok(1) }).await, Ok(1), "a cold cache waits");
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
         let got = c
             .get(|| async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = gate.await;
                 Ok(2)
             })
             .await;
         assert_eq!(got, Ok(1), "the leader gets the stale value at once");
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let c2 = c.clone();
-        let now = c2.get(|| async { Ok(3) }).await.unwrap();
-        assert!(now == 2 || now == 3, "{now}");
+        // While the refresh is in flight, nobody starts another.
+        let follower = c.get(|| async { Ok(99) }).await;
+        assert_eq!(follower, Ok(1));
+        assert_eq!(c.loads(), 2);
+        open.send(()).unwrap();
+        // The refreshed value shows once its load ends, before any later one.
+        let first_new = loop {
+            match c.get(|| async { Ok(3) }).await {
+                Ok(1) => tokio::task::yield_now().await,
+                other => break other,
+            }
+        };
+        assert_eq!(first_new, Ok(2));
     }
 }

@@ -1,79 +1,49 @@
-//! Command line and configuration. Every `serve` setting can come from a
-//! flag, a `MESHSCOPE_*` environment variable, or the TOML config file, in
-//! that order of precedence; defaults fill in the rest.
+//! `serve` configuration. Every setting can come from a flag, a
+//! `MESHSCOPE_*` environment variable, or the TOML config file, in that
+//! order of precedence; defaults fill in the rest. (The other commands'
+//! arguments live with the binary, in `src/cmd/`.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde::Deserialize;
 
-use crate::api::auth::ApiKey;
-use crate::migrate::EngineConfig;
-use crate::mqtt::{MqttSource, SourceSpec};
+use crate::api::auth::{ApiKey, KeyError};
+use crate::db::Durability;
+use crate::migrate::{EngineConfig, EngineConfigError};
+use crate::mqtt::{MqttSource, SourceError, SourceSpec};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "meshscope",
-    version,
-    about = "MeshCore packet store, API and dashboard with online migrations"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the API and dashboard.
-    Serve(ServeArgs),
-    /// Write realistic demo data into a new database file.
-    Seed(SeedArgs),
-    /// Print the online-migration status of a database file (no server needed).
-    Migrations(MigrationsArgs),
-    /// Run pending online migrations in the foreground, with progress bars.
-    Migrate(MigrateArgs),
-    /// Benchmark latency under backfill: naive vs fixed-sleep vs meshscope vs idle.
-    Bench(BenchArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Scale(s): 1 = 71,000 transmissions / ~1.5M observations; 10 = 710,000 / ~15M.
-    /// Several run one after the other: --scale 1,10
-    #[arg(long, value_delimiter = ',', default_value = "1")]
-    pub scale: Vec<u32>,
-    /// A few thousand rows and short phases: checks the machinery, not speed.
-    #[arg(long)]
-    pub smoke: bool,
-    /// Also run 500 concurrent /api/healthz clients for 10 s during a backfill.
-    #[arg(long)]
-    pub herd: bool,
-    /// Where the JSON results and SVG plots go.
-    #[arg(long, default_value = "bench/results")]
-    pub out: PathBuf,
-    /// Where generated databases are cached between runs.
-    #[arg(long, default_value = "bench/cache")]
-    pub cache: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct MigrationsArgs {
-    /// Database file to inspect.
-    #[arg(long, env = "MESHSCOPE_DB")]
-    pub db: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct MigrateArgs {
-    /// Database file to migrate; no server may hold it.
-    #[arg(long, env = "MESHSCOPE_DB")]
-    pub db: PathBuf,
-    /// Migrations to run (default: every one not done). Named failed or
-    /// cancelled migrations are retried.
-    pub names: Vec<String>,
-    #[command(flatten)]
-    pub migration: MigrationArgs,
+/// A setting that cannot be used, named as the operator gives it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("--migration-budget-ms: must be greater than 0, got {0}")]
+    Budget(f64),
+    #[error(transparent)]
+    Engine(#[from] EngineConfigError),
+    #[error("--api-key: {0}")]
+    ApiKey(KeyError),
+    #[error("--readers: must be from 1 to 64, got {0}")]
+    Readers(u32),
+    #[error("--mqtt: {0}")]
+    MqttUrl(SourceError),
+    #[error("[[mqtt]] {label}: {source}")]
+    MqttTable { label: String, source: SourceError },
+    #[error(
+        "two MQTT sources are named {0:?} (the same broker twice?); sources need distinct \
+         names, set with `name` in [[mqtt]] tables"
+    )]
+    DuplicateSource(String),
 }
 
 #[derive(Debug, Args, Default)]
@@ -96,6 +66,11 @@ pub struct ServeArgs {
     /// Read-only database connections in the reader pool. [default: 4]
     #[arg(long, env = "MESHSCOPE_READERS")]
     pub readers: Option<u32>,
+    /// What an acknowledged write survives: `full` syncs every commit to disk
+    /// (survives a power cut); `normal` syncs at checkpoints only (survives a
+    /// crash of meshscope, not of the machine). [default: full]
+    #[arg(long, env = "MESHSCOPE_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
     /// MQTT broker to ingest live packets from, as mqtt://[USER:PASS@]HOST[:PORT]
     /// (repeatable; comma-separated in the env var). Given here, it replaces the
     /// config file's [[mqtt]] sources. [default: none]
@@ -116,34 +91,32 @@ pub struct ServeArgs {
 pub struct MigrationArgs {
     /// Writer time per migration chunk, in milliseconds. [default: 10]
     #[arg(long, env = "MESHSCOPE_MIGRATION_BUDGET_MS")]
-    pub migration_budget_ms: Option<f64>,
+    pub(crate) migration_budget_ms: Option<f64>,
     /// Largest fraction of wall time migrations may hold the writer, in (0, 1];
     /// 1 runs flat out (yielding only to ingest), 0.1 runs gently. [default: 1.0]
     #[arg(long, env = "MESHSCOPE_MIGRATION_DUTY")]
-    pub migration_duty: Option<f64>,
+    pub(crate) migration_duty: Option<f64>,
     /// Automatic retries of a failed migration stop after this many attempts. [default: 3]
     #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_ATTEMPTS")]
-    pub migration_max_attempts: Option<i64>,
+    pub(crate) migration_max_attempts: Option<i64>,
     /// Smallest chunk, in rows. [default: 64]
     #[arg(long, env = "MESHSCOPE_MIGRATION_MIN_BATCH")]
-    pub migration_min_batch: Option<i64>,
+    pub(crate) migration_min_batch: Option<i64>,
     /// Largest chunk, in rows. [default: 200000]
     #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_BATCH")]
-    pub migration_max_batch: Option<i64>,
+    pub(crate) migration_max_batch: Option<i64>,
 }
 
 impl MigrationArgs {
     /// Flags/env over the config file over defaults, validated.
-    pub fn resolve(&self, file: &FileConfig) -> Result<EngineConfig, String> {
+    pub fn resolve(&self, file: &FileConfig) -> Result<EngineConfig, ConfigError> {
         let d = EngineConfig::default();
         let budget_ms = self
             .migration_budget_ms
             .or(file.migration_budget_ms)
             .unwrap_or(d.budget.as_secs_f64() * 1000.0);
         if !budget_ms.is_finite() || budget_ms <= 0.0 {
-            return Err(format!(
-                "--migration-budget-ms: must be greater than 0, got {budget_ms}"
-            ));
+            return Err(ConfigError::Budget(budget_ms));
         }
         let cfg = EngineConfig {
             budget: std::time::Duration::from_secs_f64(budget_ms / 1000.0),
@@ -178,21 +151,27 @@ pub struct FileConfig {
     pub dist: Option<PathBuf>,
     pub api_key: Option<String>,
     pub readers: Option<u32>,
-    pub migration_budget_ms: Option<f64>,
-    pub migration_duty: Option<f64>,
-    pub migration_max_attempts: Option<i64>,
-    pub migration_min_batch: Option<i64>,
-    pub migration_max_batch: Option<i64>,
+    pub durability: Option<Durability>,
+    pub(crate) migration_budget_ms: Option<f64>,
+    pub(crate) migration_duty: Option<f64>,
+    pub(crate) migration_max_attempts: Option<i64>,
+    pub(crate) migration_min_batch: Option<i64>,
+    pub(crate) migration_max_batch: Option<i64>,
     /// `[[mqtt]]` tables: name, url, username, password, topics, iata_filter.
     #[serde(default)]
     pub mqtt: Vec<SourceSpec>,
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -204,6 +183,7 @@ pub struct ServeConfig {
     pub dist: PathBuf,
     pub api_key: Option<ApiKey>,
     pub readers: u32,
+    pub durability: Durability,
     pub engine: EngineConfig,
     /// Brokers to subscribe to; empty means no live MQTT ingest.
     pub mqtt: Vec<MqttSource>,
@@ -211,7 +191,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// Merges flags/env over the config file over defaults, and validates.
-    pub fn resolve(args: ServeArgs) -> Result<ServeConfig, String> {
+    pub fn resolve(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         let file = match &args.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
@@ -221,16 +201,17 @@ impl ServeConfig {
             .api_key
             .or(file.api_key)
             .filter(|k| !k.is_empty())
-            .map(|k| ApiKey::parse(&k).map_err(|e| format!("--api-key: {e}")))
+            .map(|k| ApiKey::parse(&k).map_err(ConfigError::ApiKey))
             .transpose()?;
         let readers = args.readers.or(file.readers).unwrap_or(4);
         if !(1..=64).contains(&readers) {
-            return Err(format!("--readers: must be from 1 to 64, got {readers}"));
+            return Err(ConfigError::Readers(readers));
         }
         let mqtt = resolve_mqtt(&args.mqtt, file.mqtt)?;
         Ok(ServeConfig {
             mqtt,
             engine,
+            durability: args.durability.or(file.durability).unwrap_or_default(),
             db: args
                 .db
                 .or(file.db)
@@ -251,7 +232,7 @@ impl ServeConfig {
 
 /// `--mqtt` URLs when given, else the file's `[[mqtt]]` tables; names must
 /// be unique (they key `ingest_liveness` and the metrics).
-fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSource>, String> {
+fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSource>, ConfigError> {
     let urls: Vec<&str> = urls
         .iter()
         .map(|u| u.trim())
@@ -266,50 +247,22 @@ fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSour
                     Some(n) => format!("{n:?}"),
                     None => format!("#{}", i + 1),
                 };
-                MqttSource::from_spec(spec).map_err(|e| format!("[[mqtt]] {label}: {e}"))
+                MqttSource::from_spec(spec)
+                    .map_err(|source| ConfigError::MqttTable { label, source })
             })
             .collect::<Result<Vec<_>, _>>()?
     } else {
         urls.iter()
-            .map(|u| MqttSource::from_url(u).map_err(|e| format!("--mqtt: {e}")))
+            .map(|u| MqttSource::from_url(u).map_err(ConfigError::MqttUrl))
             .collect::<Result<Vec<_>, _>>()?
     };
     let mut names = std::collections::BTreeSet::new();
-    for s in &sources {
-        if !names.insert(s.name.as_str()) {
-            return Err(format!(
-                "two MQTT sources are named {:?} (the same broker twice?); \
-                 sources need distinct names, set with `name` in [[mqtt]] tables",
-                s.name
-            ));
+    for src in &sources {
+        if !names.insert(src.name.as_str()) {
+            return Err(ConfigError::DuplicateSource(src.name.clone()));
         }
     }
     Ok(sources)
-}
-
-#[derive(Debug, Args)]
-pub struct SeedArgs {
-    /// Database file to write.
-    #[arg(long, env = "MESHSCOPE_DB")]
-    pub db: PathBuf,
-    /// Number of transmissions (unique packets).
-    #[arg(long)]
-    pub transmissions: u64,
-    /// Mean observations per transmission.
-    #[arg(long, default_value_t = 21)]
-    pub obs_per_tx: u32,
-    /// Number of observers.
-    #[arg(long, default_value_t = 60)]
-    pub observers: u32,
-    /// Write a pre-backfill file like those in the field: every last_seen = 0, from_pubkey unset.
-    #[arg(long)]
-    pub legacy: bool,
-    /// Seed of the random generator (same seed, same file).
-    #[arg(long, default_value_t = 1)]
-    pub rng_seed: u64,
-    /// Replace a database that already holds data.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[cfg(test)]
@@ -336,13 +289,15 @@ mod tests {
             config: Some(cfg),
             ..Default::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("dbb"), "{err}");
         let err = ServeConfig::resolve(ServeArgs {
             readers: Some(0),
             ..Default::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("--readers"), "{err}");
         for (args, want) in [
             (
@@ -371,7 +326,8 @@ mod tests {
                 migration: args,
                 ..Default::default()
             })
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(want), "{err}");
         }
         let c = ServeConfig::resolve(ServeArgs {
@@ -448,7 +404,8 @@ url = "mqtt://10.0.0.2"
                 mqtt: args.into_iter().map(String::from).collect(),
                 ..Default::default()
             })
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(want), "{err}");
         }
         for (toml, want) in [
@@ -468,7 +425,8 @@ url = "mqtt://10.0.0.2"
                 config: Some(cfg.clone()),
                 ..Default::default()
             })
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(want), "{toml}: {err}");
         }
     }

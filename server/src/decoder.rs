@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 use shared::packet::{RouteType, PAYLOAD_ADVERT, PAYLOAD_TRACE};
 
 /// Largest payload MeshCore sends.
-pub const MAX_PAYLOAD: usize = 184;
+pub(crate) const MAX_PAYLOAD: usize = 184;
 /// Largest path (hop count x bytes per hop).
-pub const MAX_PATH_BYTES: usize = 64;
+pub(crate) const MAX_PATH_BYTES: usize = 64;
 /// Length of an ADVERT's public key at the start of its payload.
-pub const PUBKEY_LEN: usize = 32;
+pub(crate) const PUBKEY_LEN: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -47,8 +47,8 @@ pub struct Packet<'a> {
     pub route_type: RouteType,
     pub payload_type: u8,
     pub payload_version: u8,
-    pub transport_codes: Option<[u16; 2]>,
-    pub path_byte: u8,
+    pub(crate) transport_codes: Option<[u16; 2]>,
+    pub(crate) path_byte: u8,
     pub hop_size: usize,
     pub path: &'a [u8],
     pub payload: &'a [u8],

@@ -14,9 +14,10 @@ use shared::api::IngestResponse;
 use shared::timefmt::format_unix_secs;
 
 use crate::decoder;
+use crate::fields::{self, kind, Mode};
 
 /// Most items one ingest request may carry.
-pub const MAX_ITEMS: usize = 1000;
+pub(crate) const MAX_ITEMS: usize = 1000;
 
 /// One validated, decoded sighting, ready for the writer.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +72,7 @@ fn field_err(field: &'static str, message: impl Into<String>) -> FieldError {
 }
 
 /// Observer ids are public keys (or their prefixes) in hex.
-pub fn validate_observer(id: &str) -> Result<(), FieldError> {
+pub(crate) fn validate_observer(id: &str) -> Result<(), FieldError> {
     if id.is_empty() {
         return Err(field_err("observer", "must not be empty"));
     }
@@ -85,7 +86,7 @@ pub fn validate_observer(id: &str) -> Result<(), FieldError> {
 }
 
 /// IATA-style region codes: 2-8 letters or digits, stored uppercase.
-pub fn normalize_iata(s: &str) -> Result<String, FieldError> {
+pub(crate) fn normalize_iata(s: &str) -> Result<String, FieldError> {
     let s = s.trim();
     if s.len() < 2 || s.len() > 8 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(field_err("iata", "must be 2-8 letters or digits"));
@@ -149,103 +150,126 @@ fn parse_item(obj: &Map<String, Value>) -> Result<RawSighting, FieldError> {
             ),
         });
     }
-    let string = |f: &'static str, required: bool| -> Result<Option<String>, FieldError> {
-        match obj.get(f) {
-            None | Some(Value::Null) if required => Err(field_err(f, "is required")),
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(field_err(
-                f,
-                format!("must be a string, got {}", kind(other)),
-            )),
-        }
+    let field = |e: fields::BadField| field_err(e.key, e.message);
+    let required = |f: &'static str| -> Result<String, FieldError> {
+        fields::text(obj, &[f], Mode::Strict)
+            .map_err(field)?
+            .ok_or_else(|| field_err(f, "is required"))
     };
-    let number = |f: &'static str| -> Result<Option<f64>, FieldError> {
-        match obj.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| field_err(f, "must be a finite number")),
-            Some(other) => Err(field_err(
-                f,
-                format!("must be a number, got {}", kind(other)),
-            )),
-        }
-    };
-    let score = match obj.get("score") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            n.as_i64()
-                .ok_or_else(|| field_err("score", "must be an integer"))?,
-        ),
-        Some(other) => {
-            return Err(field_err(
-                "score",
-                format!("must be an integer, got {}", kind(other)),
-            ))
-        }
-    };
+    let text = |f: &'static str| fields::text(obj, &[f], Mode::Strict).map_err(field);
+    let number = |f: &'static str| fields::number(obj, &[f], Mode::Strict).map_err(field);
+    let score = fields::integer(obj, &["score"], Mode::Strict).map_err(field)?;
     Ok(RawSighting {
-        observer: string("observer", true)?.unwrap_or_default(),
+        observer: required("observer")?,
         observer_name: None,
-        iata: string("iata", false)?,
-        raw: string("raw", true)?.unwrap_or_default(),
+        iata: text("iata")?,
+        raw: required("raw")?,
         snr: number("snr")?,
         rssi: number("rssi")?,
         score,
-        direction: string("direction", false)?,
+        direction: text("direction")?,
     })
 }
 
-/// How an unexpected JSON value is named in error messages.
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// Why an ingest body is refused; items are named by their 0-based index.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("body is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("body must be an object or an array of objects, got {0}")]
+    NotObjectOrArray(&'static str),
+    #[error("body is an empty array; send at least one item")]
+    Empty,
+    #[error("body has {0} items; at most {MAX_ITEMS} per request")]
+    TooMany(usize),
+    #[error("item {index}: must be an object, got {kind}")]
+    ItemNotObject { index: usize, kind: &'static str },
+    #[error("item {index}: {error}")]
+    Item { index: usize, error: FieldError },
 }
 
 /// Parses and validates an ingest body: one object or an array of up to
 /// [`MAX_ITEMS`]. The error names the item (0-based array index) and field.
-pub fn parse_body(body: &[u8]) -> Result<Vec<Sighting>, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<Sighting>, BodyError> {
+    let value: Value = serde_json::from_slice(body).map_err(BodyError::NotJson)?;
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
-        other => {
-            return Err(format!(
-                "body must be an object or an array of objects, got {}",
-                kind(&other)
-            ))
-        }
+        other => return Err(BodyError::NotObjectOrArray(kind(&other))),
     };
     if items.is_empty() {
-        return Err("body is an empty array; send at least one item".to_string());
+        return Err(BodyError::Empty);
     }
     if items.len() > MAX_ITEMS {
-        return Err(format!(
-            "body has {} items; at most {MAX_ITEMS} per request",
-            items.len()
-        ));
+        return Err(BodyError::TooMany(items.len()));
     }
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| format!("item {i}: must be an object, got {}", kind(v)))?;
+        .map(|(index, v)| {
+            let obj = v.as_object().ok_or(BodyError::ItemNotObject {
+                index,
+                kind: kind(v),
+            })?;
             parse_item(obj)
                 .and_then(RawSighting::validate)
-                .map_err(|e| format!("item {i}: {e}"))
+                .map_err(|error| BodyError::Item { index, error })
         })
         .collect()
+}
+
+/// What a message says about its observer; `None` fields keep what is stored.
+#[derive(Debug, Default)]
+pub(crate) struct ObserverUpdate<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) iata: Option<&'a str>,
+    /// When it was seen; `None` (an "offline" report) leaves `last_seen`.
+    pub(crate) seen_at: Option<&'a str>,
+    pub(crate) model: Option<&'a str>,
+    pub(crate) firmware: Option<&'a str>,
+    pub(crate) battery_mv: Option<i64>,
+    pub(crate) uptime_secs: Option<i64>,
+    pub(crate) noise_floor: Option<f64>,
+}
+
+/// Creates or updates an observer's row (the one statement both a sighting
+/// and a status report use); returns its rowid, which sightings reference.
+pub(crate) fn upsert_observer(
+    conn: &Connection,
+    u: &ObserverUpdate<'_>,
+    now_text: &str,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count,
+            model, firmware, battery_mv, uptime_secs, noise_floor)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(id) DO UPDATE SET
+            name = COALESCE(excluded.name, observers.name),
+            iata = COALESCE(excluded.iata, observers.iata),
+            last_seen = COALESCE(excluded.last_seen, observers.last_seen),
+            model = COALESCE(excluded.model, observers.model),
+            firmware = COALESCE(excluded.firmware, observers.firmware),
+            battery_mv = COALESCE(excluded.battery_mv, observers.battery_mv),
+            uptime_secs = COALESCE(excluded.uptime_secs, observers.uptime_secs),
+            noise_floor = COALESCE(excluded.noise_floor, observers.noise_floor)
+         RETURNING rowid",
+    )?
+    .query_row(
+        params![
+            u.id,
+            u.name,
+            u.iata,
+            now_text,
+            u.seen_at,
+            u.model,
+            u.firmware,
+            u.battery_mv,
+            u.uptime_secs,
+            u.noise_floor
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// Applies one request's sightings inside the caller's transaction (the
@@ -262,20 +286,17 @@ pub fn apply(
         duplicates: 0,
     };
     for s in items {
-        let observer_idx: i64 = tx
-            .prepare_cached(
-                "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 0)
-                 ON CONFLICT(id) DO UPDATE SET
-                    last_seen = excluded.last_seen,
-                    iata = COALESCE(excluded.iata, observers.iata),
-                    name = COALESCE(excluded.name, observers.name)
-                 RETURNING rowid",
-            )?
-            .query_row(
-                params![s.observer, s.observer_name, s.iata, now_text],
-                |r| r.get(0),
-            )?;
+        let observer_idx = upsert_observer(
+            tx,
+            &ObserverUpdate {
+                id: &s.observer,
+                name: s.observer_name.as_deref(),
+                iata: s.iata.as_deref(),
+                seen_at: Some(&now_text),
+                ..Default::default()
+            },
+            &now_text,
+        )?;
 
         let existing: Option<i64> = tx
             .prepare_cached("SELECT id FROM transmissions WHERE hash = ?1")?
@@ -410,7 +431,7 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let err = parse_body(body.as_bytes()).unwrap_err();
+            let err = parse_body(body.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(want), "{body}: got {err:?}, want {want:?}");
         }
         let many = format!(
@@ -419,6 +440,7 @@ mod tests {
         );
         assert!(parse_body(many.as_bytes())
             .unwrap_err()
+            .to_string()
             .contains("at most 1000"));
     }
 }

@@ -1,20 +1,19 @@
-//! meshscope server library: the store, the writer thread, ingest, the HTTP
-//! API and the CLI commands. `main.rs` only parses the command line and
-//! dispatches here.
+//! meshscope server library: the store, the writer thread, ingest, online
+//! migrations and the HTTP API. The `meshscope` binary (`main.rs`, with its
+//! other commands in `cmd/`) parses the command line and dispatches here.
 
 pub mod api;
-pub mod bench;
 pub mod cache;
-pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod decoder;
+mod fields;
 pub mod ingest;
 pub mod metrics;
 pub mod migrate;
 pub mod mqtt;
 pub mod ratelimit;
-pub mod seed;
 pub mod serve;
 pub mod status;
 pub mod writer;

@@ -1,9 +1,13 @@
 //! The `meshscope` binary: parse the command line, set up logging, dispatch.
+//! `serve` is the server library's; the other commands live in `cmd/`.
+
+mod cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshscope::config::{Cli, Command, ServeConfig};
+use cmd::{Cli, Command};
+use meshscope::config::ServeConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -26,40 +30,39 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let cfg = ServeConfig::resolve(args).map_err(anyhow::Error::msg)?;
+            let cfg = ServeConfig::resolve(args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(meshscope::serve::run(cfg))
         }
         Command::Migrations(args) => {
-            println!("{}", meshscope::cli::migrations_table(&args.db)?);
+            println!("{}", cmd::migrate::migrations_table(&args.db)?);
             Ok(())
         }
         Command::Migrate(args) => {
             let cfg = args
                 .migration
-                .resolve(&meshscope::config::FileConfig::default())
-                .map_err(anyhow::Error::msg)?;
-            println!("{}", meshscope::cli::migrate(&args.db, &args.names, cfg)?);
+                .resolve(&meshscope::config::FileConfig::default())?;
+            println!("{}", cmd::migrate::migrate(&args.db, &args.names, cfg)?);
             Ok(())
         }
         Command::Bench(args) => {
             for scale in args.scale {
-                let (report, path) = meshscope::bench::run(&meshscope::bench::BenchOptions {
+                let (report, path) = cmd::bench::run(&cmd::bench::BenchOptions {
                     scale,
                     smoke: args.smoke,
                     herd: args.herd,
                     out: args.out.clone(),
                     cache: args.cache.clone(),
                 })?;
-                println!("{}", meshscope::bench::render(&report));
+                println!("{}", cmd::bench::render(&report));
                 println!("results: {}", path.display());
             }
             Ok(())
         }
         Command::Seed(args) => {
-            let report = meshscope::seed::run(&args.into())?;
+            let report = cmd::seed::run(&args.into())?;
             println!("{report}");
             Ok(())
         }

@@ -40,7 +40,7 @@ pub fn render() -> Option<String> {
 }
 
 /// Engine observer: migration progress, status, chunk duration, batch size.
-pub fn observe_migration(p: &Progress) {
+pub(crate) fn observe_migration(p: &Progress) {
     let name = p.name.clone();
     metrics::gauge!("meshscope_migration_rows_processed", "migration" => name.clone())
         .set(p.rows_processed as f64);
@@ -60,11 +60,11 @@ pub fn observe_migration(p: &Progress) {
 }
 
 /// Writer hook: how long an ingest request waited in the queue.
-pub fn observe_ingest_wait(d: Duration) {
+pub(crate) fn observe_ingest_wait(d: Duration) {
     metrics::histogram!("meshscope_ingest_queue_wait_seconds").record(d.as_secs_f64());
 }
 
-pub fn observe_http(route: &str, d: Duration) {
+pub(crate) fn observe_http(route: &str, d: Duration) {
     metrics::histogram!("meshscope_http_request_duration_seconds", "route" => route.to_string())
         .record(d.as_secs_f64());
 }

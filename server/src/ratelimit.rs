@@ -6,17 +6,17 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-pub const INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     seen: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Limiter {
     /// Whether a message of `kind` may be logged at `now`; when it may, also
     /// how many were suppressed since the last one.
-    pub fn check(&self, kind: &str, now: Instant, interval: Duration) -> Option<u64> {
+    pub(crate) fn check(&self, kind: &str, now: Instant, interval: Duration) -> Option<u64> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         match seen.get_mut(kind) {
             Some((last, suppressed)) if now.duration_since(*last) < interval => {
@@ -40,7 +40,7 @@ impl Limiter {
 static GLOBAL: LazyLock<Limiter> = LazyLock::new(Limiter::default);
 
 /// Logs `msg` as a warning unless one of the same `kind` was logged in the last minute.
-pub fn warn_limited(kind: &str, msg: &str) {
+pub(crate) fn warn_limited(kind: &str, msg: &str) {
     if let Some(held) = GLOBAL.check(kind, Instant::now(), INTERVAL) {
         if held > 0 {
             tracing::warn!(kind, suppressed = held, "{msg}");
@@ -52,7 +52,7 @@ pub fn warn_limited(kind: &str, msg: &str) {
 
 /// Forgets the rate-limit state of every kind containing `needle`, so a
 /// retried migration's first warning is logged again at once.
-pub fn reset_matching(needle: &str) {
+pub(crate) fn reset_matching(needle: &str) {
     let mut seen = GLOBAL.seen.lock().unwrap_or_else(|p| p.into_inner());
     seen.retain(|k, _| !k.contains(needle));
 }

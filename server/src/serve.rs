@@ -1,9 +1,14 @@
 //! `meshscope serve`: open the store, start the writer, serve HTTP and
 //! subscribe to the configured MQTT brokers until SIGINT/SIGTERM, then stop
 //! live ingest and the writer cleanly, in that order.
+//!
+//! If the writer thread dies (it should not: every command on it is
+//! guarded), the process cannot store anything any more. It then reports
+//! `ready: false` (healthz answers 503) for [`FATAL_GRACE`], so health
+//! checks see it, and exits non-zero for its supervisor to restart it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -13,7 +18,11 @@ use crate::db;
 use crate::migrate::{self, Engine, LiveStatus};
 use crate::mqtt;
 use crate::status::{self, StatusSource};
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterState};
+
+/// How long a server whose writer died keeps answering (healthz 503,
+/// writes 503) before it exits.
+pub(crate) const FATAL_GRACE: Duration = Duration::from_secs(2);
 
 /// A running server's parts, for `serve` and for tests.
 pub struct Parts {
@@ -57,7 +66,7 @@ pub fn build_with(
     migrations: Vec<Arc<dyn migrate::Migration>>,
 ) -> anyhow::Result<Parts> {
     let lock = db::WriterLock::acquire(&cfg.db)?;
-    let conn = db::open_writer(&cfg.db)?;
+    let conn = db::open_writer_with(&cfg.db, cfg.durability)?;
     // Checkpoints run on their own thread (see db::Checkpointer), never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     let checkpointer = db::Checkpointer::spawn(&cfg.db)?;
@@ -115,13 +124,27 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     if !cfg.dist.join("index.html").is_file() {
         tracing::warn!(dist = %cfg.dist.display(), "dashboard not built; serving a placeholder page (run `cargo xtask dist`)");
     }
+    tracing::info!(
+        durability = cfg.durability.as_str(),
+        "commits are acknowledged after the writer's sync"
+    );
     let router = api::app(parts.state.clone());
     parts.start_migrations().await?;
     let mqtt = parts.start_mqtt(&cfg);
     let state = parts.state.clone();
+    let mut writer_state = parts.writer.health().subscribe();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                dead = async { writer_state.wait_for(|s| matches!(s, WriterState::Dead(_))).await.is_ok() } => {
+                    if dead {
+                        tracing::error!(grace_sec = FATAL_GRACE.as_secs(),
+                            "the database writer is gone: reporting not ready, then exiting");
+                        tokio::time::sleep(FATAL_GRACE).await;
+                    }
+                }
+            }
             // End the event streams: graceful shutdown waits for every open
             // connection, and a dashboard's stream never ends by itself.
             state.shutdown.send_replace(true);
@@ -135,6 +158,11 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     served?;
     let writer = parts.writer.clone();
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+    if let WriterState::Dead(reason) = parts.writer.health().state() {
+        anyhow::bail!(
+            "the database writer stopped ({reason}); exiting so a supervisor restarts meshscope"
+        );
+    }
     Ok(())
 }
 

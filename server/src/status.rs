@@ -1,6 +1,8 @@
 //! Where migration status comes from: the `_async_migrations` table (so a
 //! migration run by another process on the file is visible too), overlaid
-//! with the live progress of the migrations this process runs.
+//! with the live progress of the migrations this process runs. A row no
+//! migration of this build owns (another program's, such as CoreScope's) is
+//! shown as such ([`Owner::Other`]), never as work in progress.
 //!
 //! Reads go through a [`SingleFlight`] cache (TTL about 1 s): at most one
 //! database read in flight, no lock held across it, failures never cached.
@@ -11,17 +13,36 @@ use std::time::Duration;
 use crate::cache::SingleFlight;
 use crate::db::ReaderPool;
 use crate::migrate::{store, LiveStatus};
-use shared::migration::{MigrationInfo, MigrationRecord};
-use shared::timefmt::parse_rfc3339_ms;
+use shared::migration::{MigrationInfo, MigrationRecord, Owner};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
 type Records = Arc<Vec<MigrationRecord>>;
 
+/// Why migration status could not be read (shared by every caller that
+/// waited for the same read, hence the `Arc`s).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StatusError {
+    #[error("no database connection: {0}")]
+    NoConnection(Arc<r2d2::Error>),
+    #[error("cannot read _async_migrations: {0}")]
+    Read(Arc<rusqlite::Error>),
+    #[error("the status read task failed: {0}")]
+    Task(Arc<tokio::task::JoinError>),
+    #[error("the status read was abandoned")]
+    Abandoned,
+}
+
+impl crate::cache::Abandoned for StatusError {
+    fn abandoned() -> Self {
+        StatusError::Abandoned
+    }
+}
+
 pub struct StatusSource {
     readers: ReaderPool,
     live: LiveStatus,
-    cache: Arc<SingleFlight<Records>>,
+    cache: Arc<SingleFlight<Records, StatusError>>,
 }
 
 impl StatusSource {
@@ -45,16 +66,28 @@ impl StatusSource {
     }
 
     /// Every known migration's record, freshest view available.
-    pub async fn records(self: &Arc<Self>) -> Result<Vec<MigrationRecord>, String> {
+    pub async fn records(self: &Arc<Self>) -> Result<Vec<MigrationRecord>, StatusError> {
         let pool = self.readers.clone();
         let stored = self.cache.get(move || read_db(pool)).await?;
         Ok(self.overlay(&stored))
     }
 
     /// Operator view of every migration at `now_ms`.
-    pub async fn infos(self: &Arc<Self>, now_ms: i64) -> Result<Vec<MigrationInfo>, String> {
+    pub async fn infos(self: &Arc<Self>, now_ms: i64) -> Result<Vec<MigrationInfo>, StatusError> {
         let recs = self.records().await?;
-        Ok(recs.iter().map(|r| info_logged(r, now_ms)).collect())
+        let live = self.live.snapshot();
+        Ok(recs
+            .iter()
+            .map(|r| {
+                let owner = if live.contains_key(&r.name) || crate::migrate::is_registered(&r.name)
+                {
+                    Owner::Meshscope
+                } else {
+                    Owner::Other
+                };
+                info_logged(r, now_ms, owner)
+            })
+            .collect())
     }
 
     /// Stored rows, with this process's live records in place of theirs.
@@ -70,17 +103,17 @@ impl StatusSource {
     }
 }
 
-async fn read_db(pool: ReaderPool) -> Result<Records, String> {
-    let res = tokio::task::spawn_blocking(move || -> Result<Vec<MigrationRecord>, String> {
+async fn read_db(pool: ReaderPool) -> Result<Records, StatusError> {
+    let res = tokio::task::spawn_blocking(move || -> Result<Vec<MigrationRecord>, StatusError> {
         let conn = pool
             .get()
-            .map_err(|e| format!("no database connection: {e}"))?;
-        let rows =
-            store::read_all(&conn).map_err(|e| format!("cannot read _async_migrations: {e}"))?;
+            .map_err(|e| StatusError::NoConnection(Arc::new(e)))?;
+        let rows = store::read_all(&conn).map_err(|e| StatusError::Read(Arc::new(e)))?;
         Ok(rows.into_iter().map(|r| r.rec).collect())
     })
     .await
-    .map_err(|e| format!("status read task failed: {e}"))?;
+    .map_err(|e| StatusError::Task(Arc::new(e)))
+    .and_then(|r| r);
     match res {
         Ok(v) => Ok(Arc::new(v)),
         Err(e) => {
@@ -93,22 +126,16 @@ async fn read_db(pool: ReaderPool) -> Result<Records, String> {
     }
 }
 
-/// Builds the info, logging (rate-limited) any timestamp that does not parse.
-fn info_logged(r: &MigrationRecord, now_ms: i64) -> MigrationInfo {
-    for (field, v) in [
-        ("started_at", &r.started_at),
-        ("ended_at", &r.ended_at),
-        ("last_update_at", &r.last_update_at),
-    ] {
-        if let Some(s) = v.as_deref().filter(|s| parse_rfc3339_ms(s).is_none()) {
-            crate::ratelimit::warn_limited(
-                &format!("bad-timestamp:{}:{field}", r.name),
-                &format!(
-                    "_async_migrations.{field} of {} does not parse as RFC3339: {s:?}",
-                    r.name
-                ),
-            );
-        }
+/// Builds the info, logging (rate-limited) any stored time that does not parse.
+pub fn info_logged(r: &MigrationRecord, now_ms: i64, owner: Owner) -> MigrationInfo {
+    for (field, s) in r.unreadable_times() {
+        crate::ratelimit::warn_limited(
+            &format!("bad-timestamp:{}:{field}", r.name),
+            &format!(
+                "_async_migrations row {}: {field} is not a time meshscope can read: {s:?}",
+                r.name
+            ),
+        );
     }
-    MigrationInfo::from_record(r, now_ms)
+    MigrationInfo::from_record(r, now_ms, owner)
 }

@@ -9,41 +9,98 @@
 //! the unit's time budget) and is never starved; background work is never
 //! starved either, as it gets one unit per drain however busy ingest is,
 //! and one drain commits at most [`MAX_GROUP`] requests.
+//!
+//! The thread never dies of one bad command: every job, group commit and
+//! background unit runs under `catch_unwind`, a transaction left open by a
+//! panic is rolled back, and an SQLite error fails only the requests it
+//! touched, with a typed [`WriteError`] (a full disk, a lock held by another
+//! process). If the thread ends anyway, [`WriterHealth`] says so with the
+//! reason, so the server reports `ready: false` and exits for its supervisor
+//! to restart it, never living on unable to write.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use shared::api::IngestResponse;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+use crate::db::{self, Fault};
 use crate::ingest::{self, Sighting};
 use crate::migrate::Engine;
 
 /// How many commands may wait in the queue before senders are slowed down.
-pub const QUEUE_CAPACITY: usize = 4096;
+pub(crate) const QUEUE_CAPACITY: usize = 4096;
 
 /// Most ingest requests committed in one group before the engine gets its
 /// next chunk: the bound on how long sustained ingest can keep a migration off
 /// the writer.
-pub const MAX_GROUP: usize = 256;
+pub(crate) const MAX_GROUP: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// `SQLITE_FULL`: nothing of the request was stored.
+    #[error("the database disk is full: {0}")]
+    DiskFull(rusqlite::Error),
+    /// Another process held the write lock past the busy timeout.
+    #[error("the database is locked by another process: {0}")]
+    Busy(rusqlite::Error),
     #[error("database write failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the writer has stopped")]
-    Stopped,
+    Sqlite(rusqlite::Error),
+    /// The write panicked inside meshscope (a bug); nothing was stored.
+    #[error("the write failed inside meshscope: {0}")]
+    Panicked(String),
+    #[error("the writer has stopped: {0}")]
+    Stopped(String),
 }
 
-pub type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        match db::fault(&e) {
+            Fault::DiskFull => WriteError::DiskFull(e),
+            Fault::Busy => WriteError::Busy(e),
+            Fault::Other => WriteError::Sqlite(e),
+        }
+    }
+}
+
+impl WriteError {
+    /// A copy for answering several requests with one failure.
+    fn duplicate(&self) -> WriteError {
+        let same = |e: &rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(code, msg) => {
+                rusqlite::Error::SqliteFailure(*code, msg.clone())
+            }
+            other => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(other.to_string()),
+            ),
+        };
+        match self {
+            WriteError::DiskFull(e) => WriteError::DiskFull(same(e)),
+            WriteError::Busy(e) => WriteError::Busy(same(e)),
+            WriteError::Sqlite(e) => WriteError::Sqlite(same(e)),
+            WriteError::Panicked(m) => WriteError::Panicked(m.clone()),
+            WriteError::Stopped(m) => WriteError::Stopped(m.clone()),
+        }
+    }
+
+    /// Whether the error concerns the whole database (so the whole group
+    /// fails with it), not one request's rows.
+    fn whole_database(&self) -> bool {
+        matches!(self, WriteError::DiskFull(_) | WriteError::Busy(_))
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
 
 /// A closure run on the writer connection, in queue order.
-pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// A closure run on the writer connection with the migration engine.
-pub type EngineJob = Box<dyn FnOnce(&mut Connection, &mut Engine) + Send>;
+pub(crate) type EngineJob = Box<dyn FnOnce(&mut Connection, &mut Engine) + Send>;
 
 pub enum Command {
     Ingest {
@@ -59,13 +116,70 @@ pub enum Command {
 }
 
 /// Observes ingest queue waits (for metrics); called on the writer thread.
-pub type WaitObserver = Box<dyn Fn(Duration) + Send>;
+pub(crate) type WaitObserver = Box<dyn Fn(Duration) + Send>;
 
-/// Handle to the writer thread; cheap to clone the sender out of.
+/// Whether the writer thread is serving, and why not when it is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterState {
+    Running,
+    /// Stopped on request (shutdown).
+    Stopped,
+    /// Ended by a failure; the process cannot write any more.
+    Dead(String),
+}
+
+/// The writer thread's state, watched by healthz and `serve`.
+#[derive(Clone)]
+pub struct WriterHealth(watch::Sender<WriterState>);
+
+impl Default for WriterHealth {
+    fn default() -> Self {
+        WriterHealth(watch::Sender::new(WriterState::Running))
+    }
+}
+
+impl WriterHealth {
+    pub fn state(&self) -> WriterState {
+        self.0.borrow().clone()
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        *self.0.borrow() == WriterState::Running
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<WriterState> {
+        self.0.subscribe()
+    }
+
+    fn set(&self, s: WriterState) {
+        self.0.send_replace(s);
+    }
+
+    /// The error a request gets once the writer is gone.
+    fn stopped_error(&self) -> WriteError {
+        match self.state() {
+            WriterState::Dead(reason) => WriteError::Stopped(format!(
+                "the database writer failed ({reason}); meshscope is exiting so its \
+                 supervisor can restart it"
+            )),
+            _ => WriteError::Stopped("the server is shutting down".into()),
+        }
+    }
+}
+
+/// Handle to the writer thread.
 pub struct Writer {
     tx: flume::Sender<Command>,
     join: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<crate::db::Checkpointer>>,
+    health: WriterHealth,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 impl Writer {
@@ -77,10 +191,23 @@ impl Writer {
         on_wait: Option<WaitObserver>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = flume::bounded(QUEUE_CAPACITY);
+        let health = WriterHealth::default();
+        let thread_health = health.clone();
         let join = std::thread::Builder::new()
             .name("meshscope-writer".into())
             .spawn(move || {
-                run(conn, &rx, engine, on_wait.as_ref());
+                let ended = catch_unwind(AssertUnwindSafe(|| {
+                    run(conn, &rx, engine, on_wait.as_ref());
+                }));
+                match ended {
+                    Ok(()) => thread_health.set(WriterState::Stopped),
+                    Err(p) => {
+                        let msg = panic_message(&*p);
+                        tracing::error!(panic = %msg, "the writer thread panicked and stopped; \
+                            meshscope cannot write any more");
+                        thread_health.set(WriterState::Dead(format!("writer panicked: {msg}")));
+                    }
+                }
                 // The writer role ends with the writer thread.
                 drop(lock);
             })?;
@@ -88,19 +215,40 @@ impl Writer {
             tx,
             join: Mutex::new(Some(join)),
             checkpointer: Mutex::new(None),
+            health,
         })
     }
 
     /// Hands WAL checkpoints to `c` (the writer connection must have
     /// `wal_autocheckpoint=0`); it is stopped after the writer on shutdown.
-    pub fn set_checkpointer(&self, c: crate::db::Checkpointer) {
+    pub(crate) fn set_checkpointer(&self, c: crate::db::Checkpointer) {
         if let Ok(mut slot) = self.checkpointer.lock() {
             *slot = Some(c);
         }
     }
 
-    pub fn sender(&self) -> flume::Sender<Command> {
-        self.tx.clone()
+    pub fn health(&self) -> &WriterHealth {
+        &self.health
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), WriteError> {
+        match self.tx.send_async(cmd).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.gone().await),
+        }
+    }
+
+    /// The error for a request the writer will never answer. A reply lost
+    /// while the thread still reads as running means it is ending right now
+    /// (a panic unwinding); wait a moment for it to say why.
+    async fn gone(&self) -> WriteError {
+        let mut state = self.health.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            state.wait_for(|s| *s != WriterState::Running),
+        )
+        .await;
+        self.health.stopped_error()
     }
 
     /// Queues one ingest request and waits for its result. Waits for room
@@ -111,19 +259,21 @@ impl Writer {
         now_secs: i64,
     ) -> Result<IngestResponse, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send_async(Command::Ingest {
-                items,
-                now_secs,
-                enqueued: Instant::now(),
-                reply,
-            })
-            .await
-            .map_err(|_| WriteError::Stopped)?;
-        rx.await.map_err(|_| WriteError::Stopped)?
+        self.send(Command::Ingest {
+            items,
+            now_secs,
+            enqueued: Instant::now(),
+            reply,
+        })
+        .await?;
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(self.gone().await),
+        }
     }
 
-    /// Runs `f` on the writer connection, in queue order, and returns its result.
+    /// Runs `f` on the writer connection, in queue order, and returns its
+    /// result; a panic in `f` is an error, not the end of the writer.
     pub async fn exec<T, F>(&self, f: F) -> Result<T, WriteError>
     where
         T: Send + 'static,
@@ -131,13 +281,15 @@ impl Writer {
     {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let r = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|p| Err(WriteError::Panicked(panic_message(&*p))));
+            let _ = reply.send(r);
         });
-        self.tx
-            .send_async(Command::Exec(job))
-            .await
-            .map_err(|_| WriteError::Stopped)?;
-        rx.await.map_err(|_| WriteError::Stopped)?
+        self.send(Command::Exec(job)).await?;
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(self.gone().await),
+        }
     }
 
     /// Runs `f` on the writer thread with the engine, in queue order.
@@ -148,13 +300,15 @@ impl Writer {
     {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(move |conn: &mut Connection, engine: &mut Engine| {
-            let _ = reply.send(f(conn, engine));
+            let r = catch_unwind(AssertUnwindSafe(|| f(conn, engine)))
+                .map_err(|p| WriteError::Panicked(panic_message(&*p)));
+            let _ = reply.send(r);
         });
-        self.tx
-            .send_async(Command::Engine(job))
-            .await
-            .map_err(|_| WriteError::Stopped)?;
-        rx.await.map_err(|_| WriteError::Stopped)
+        self.send(Command::Engine(job)).await?;
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(self.gone().await),
+        }
     }
 
     /// Asks the thread to finish what is queued, stop background work
@@ -184,12 +338,22 @@ struct PendingIngest {
     reply: Reply<IngestResponse>,
 }
 
+/// A fault injected on purpose by tests (debug builds only): with
+/// `MESHSCOPE_TEST_FAULT=writer-panic`, the writer loop itself panics on the
+/// first ingest request, outside every per-command guard, as a bug there
+/// would.
+fn injected_writer_panic() -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("MESHSCOPE_TEST_FAULT").is_ok_and(|v| v == "writer-panic")
+}
+
 fn run(
     mut conn: Connection,
     rx: &flume::Receiver<Command>,
     mut engine: Engine,
     on_wait: Option<&WaitObserver>,
 ) {
+    let fault = injected_writer_panic();
     let mut batch: Vec<PendingIngest> = Vec::new();
     loop {
         // Wait for the first command, or until background work is due.
@@ -219,6 +383,9 @@ fn run(
                     enqueued,
                     reply,
                 } => {
+                    if fault {
+                        panic!("injected writer fault (MESHSCOPE_TEST_FAULT=writer-panic)");
+                    }
                     if let Some(observe) = on_wait {
                         observe(enqueued.elapsed());
                     }
@@ -230,11 +397,11 @@ fn run(
                 }
                 Command::Exec(job) => {
                     commit_group(&mut conn, &mut batch);
-                    job(&mut conn);
+                    guarded(&mut conn, "job", |c| job(c));
                 }
                 Command::Engine(job) => {
                     commit_group(&mut conn, &mut batch);
-                    job(&mut conn, &mut engine);
+                    guarded(&mut conn, "engine job", |c| job(c, &mut engine));
                 }
                 Command::Shutdown => {
                     stop = true;
@@ -246,8 +413,11 @@ fn run(
         if stop {
             break;
         }
-        if engine.next_due().is_some_and(|due| due <= Instant::now()) {
-            engine.run_unit(&mut conn);
+        let failed = guarded(&mut conn, "migration unit", |c| {
+            engine.run_due(c);
+        });
+        if let Some(msg) = failed {
+            engine.fail_current(&conn, &format!("the engine panicked: {msg}"));
         }
     }
     // Answer whatever is still queued, then let background work stop cleanly.
@@ -263,59 +433,108 @@ fn run(
                 now_secs,
                 reply,
             }),
-            Command::Exec(job) => job(&mut conn),
-            Command::Engine(job) => job(&mut conn, &mut engine),
+            Command::Exec(job) => {
+                guarded(&mut conn, "job", |c| job(c));
+            }
+            Command::Engine(job) => {
+                guarded(&mut conn, "engine job", |c| job(c, &mut engine));
+            }
             Command::Shutdown => {}
         }
     }
     commit_group(&mut conn, &mut batch);
-    engine.shutdown(&mut conn);
+    guarded(&mut conn, "engine shutdown", |c| engine.shutdown(c));
     tracing::info!("writer stopped");
 }
 
+/// Runs `f` so that a panic in it neither ends the writer nor leaves a
+/// transaction open; returns the panic message, if it panicked.
+fn guarded(conn: &mut Connection, what: &str, f: impl FnOnce(&mut Connection)) -> Option<String> {
+    let res = catch_unwind(AssertUnwindSafe(|| f(conn)));
+    rollback_leftover(conn, what);
+    match res {
+        Ok(()) => None,
+        Err(p) => {
+            let msg = panic_message(&*p);
+            tracing::error!(what, panic = %msg, "a writer command panicked; the writer goes on");
+            Some(msg)
+        }
+    }
+}
+
+/// A transaction still open after a command (it panicked, or an error left
+/// it behind) would swallow every later write; roll it back.
+fn rollback_leftover(conn: &Connection, what: &str) {
+    if !conn.is_autocommit() {
+        tracing::error!(
+            what,
+            "a writer command left a transaction open; rolling it back"
+        );
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rollback after a failed command failed");
+        }
+    }
+}
+
 /// Commits all pending ingest requests in one transaction, each in its own
-/// savepoint, and answers each request.
+/// savepoint, and answers each request. A request whose rows fail is rolled
+/// back alone; an error of the whole database (full disk, lock held
+/// elsewhere) or a failed commit fails every request of the group with it.
 fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>) {
     if batch.is_empty() {
         return;
     }
     let pending = std::mem::take(batch);
-    let mut results: Vec<Result<IngestResponse, WriteError>> = Vec::with_capacity(pending.len());
-    let outcome = (|| -> Result<(), rusqlite::Error> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for p in &pending {
-            let sp = tx.savepoint()?;
-            match ingest::apply(&sp, &p.items, p.now_secs) {
-                Ok(r) => {
-                    sp.commit()?;
-                    results.push(Ok(r));
-                }
-                Err(e) => {
-                    // Dropping the savepoint rolls this request back alone.
-                    drop(sp);
-                    results.push(Err(WriteError::Sqlite(e)));
-                }
-            }
+    let outcome = catch_unwind(AssertUnwindSafe(|| apply_group(conn, &pending)));
+    rollback_leftover(conn, "ingest group");
+    let results: Vec<Result<IngestResponse, WriteError>> = match outcome {
+        Ok(Ok(results)) => results,
+        Ok(Err(e)) => {
+            crate::ratelimit::warn_limited(
+                "ingest-group",
+                &format!("ingest group of {} requests failed: {e}", pending.len()),
+            );
+            pending.iter().map(|_| Err(e.duplicate())).collect()
         }
-        tx.commit()
-    })();
-    match outcome {
-        Ok(()) => {
-            for (p, r) in pending.into_iter().zip(results) {
-                let _ = p.reply.send(r);
-            }
+        Err(p) => {
+            let msg = panic_message(&*p);
+            tracing::error!(panic = %msg, requests = pending.len(), "ingest group panicked");
+            pending
+                .iter()
+                .map(|_| Err(WriteError::Panicked(msg.clone())))
+                .collect()
         }
-        Err(e) => {
-            tracing::error!(error = %e, requests = pending.len(), "ingest group commit failed");
-            let msg = e.to_string();
-            for p in pending {
-                let _ = p
-                    .reply
-                    .send(Err(WriteError::Sqlite(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                        Some(format!("group commit failed: {msg}")),
-                    ))));
+    };
+    for (p, r) in pending.into_iter().zip(results) {
+        let _ = p.reply.send(r);
+    }
+}
+
+fn apply_group(
+    conn: &mut Connection,
+    pending: &[PendingIngest],
+) -> Result<Vec<Result<IngestResponse, WriteError>>, WriteError> {
+    let mut results = Vec::with_capacity(pending.len());
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for p in pending {
+        let sp = tx.savepoint()?;
+        match ingest::apply(&sp, &p.items, p.now_secs) {
+            Ok(r) => {
+                sp.commit()?;
+                results.push(Ok(r));
+            }
+            Err(e) => {
+                let e = WriteError::from(e);
+                if e.whole_database() {
+                    // The transaction is rolled back when `tx` drops.
+                    return Err(e);
+                }
+                // Dropping the savepoint rolls this request back alone.
+                drop(sp);
+                results.push(Err(e));
             }
         }
     }
+    tx.commit()?;
+    Ok(results)
 }

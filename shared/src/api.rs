@@ -88,6 +88,11 @@ pub struct SourceLiveness {
     pub last_message_unix: Option<i64>,
     pub messages: u64,
     pub rejected: u64,
+    /// Set while storing this source's messages fails (a full disk, a lock
+    /// held elsewhere): the error. The messages stay unacknowledged at the
+    /// broker and are retried; absent when storing works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<String>,
 }
 
 /// `GET /api/healthz`.

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use crate::api::Healthz;
 use crate::fmt::{duration_approx, rate, thousands};
-use crate::migration::{percent, MigrationInfo, MigrationStatus};
-use crate::timefmt::parse_rfc3339_ms;
+use crate::migration::{percent, whole_percent, MigrationInfo, MigrationStatus};
+use crate::timefmt::parse_time_ms;
 
 /// A failed migration's line goes away by itself this long after its `endedAt`.
 pub const AUTO_DISMISS_MS: i64 = 10 * 60 * 1000;
@@ -49,6 +49,9 @@ pub enum LineKind {
     Paused { percent: f64 },
     /// A failed migration the operator can dismiss with the × button.
     Failed { dismiss_key: String },
+    /// A row another program owns, shown like a failure: the operator can
+    /// dismiss it, and it goes away by itself like one.
+    Unowned { dismiss_key: String },
     /// A migration whose status the server does not recognise.
     Unknown,
     /// A live-ingest source that is disconnected or silent (see [`crate::liveness`]).
@@ -149,8 +152,7 @@ pub fn migration_line(
         m.name,
         thousands(m.rows_processed),
         thousands(m.rows_total),
-        // Floor, so a migration never reads 100% before it is done.
-        pct.floor() as i64
+        whole_percent(m.rows_processed, m.rows_total)
     );
     match m.status {
         MigrationStatus::Pending | MigrationStatus::Running => {
@@ -172,7 +174,11 @@ pub fn migration_line(
         MigrationStatus::Paused => Some(Line {
             kind: LineKind::Paused { percent: pct },
             name,
-            text: format!("{counts} · paused"),
+            // A pause the server made (the disk is full, say) says why.
+            text: match &m.error {
+                Some(reason) => format!("{counts} · paused: {reason}"),
+                None => format!("{counts} · paused"),
+            },
         }),
         MigrationStatus::Failed => {
             let key = dismiss_key(&m.name, m.ended_at.as_deref());
@@ -187,6 +193,18 @@ pub fn migration_line(
                 kind: LineKind::Failed { dismiss_key: key },
                 name,
                 text: format!("{} failed: {error}", m.name),
+            })
+        }
+        MigrationStatus::Unowned => {
+            let key = dismiss_key(&m.name, m.settled_at());
+            if dismissed.contains(&key) || auto_dismissed(m.settled_at(), now_ms) {
+                return None;
+            }
+            let why = m.error.as_deref().unwrap_or("another program owns it");
+            Some(Line {
+                kind: LineKind::Unowned { dismiss_key: key },
+                name,
+                text: format!("{}: not run by meshscope — {why}", m.name),
             })
         }
         MigrationStatus::Unknown => {
@@ -204,10 +222,11 @@ pub fn migration_line(
     }
 }
 
-/// True once a failure is more than [`AUTO_DISMISS_MS`] old. A missing or
-/// unparseable `endedAt` never expires: the operator must see that failure.
+/// True once a failure is more than [`AUTO_DISMISS_MS`] old (`ended_at`: its
+/// end, or for an unowned row when it last changed). A missing or
+/// unparseable time never expires: the operator must see that line.
 pub fn auto_dismissed(ended_at: Option<&str>, now_ms: i64) -> bool {
-    match ended_at.and_then(parse_rfc3339_ms) {
+    match ended_at.and_then(parse_time_ms) {
         Some(ended) => now_ms.saturating_sub(ended) > AUTO_DISMISS_MS,
         None => false,
     }
@@ -230,7 +249,7 @@ mod tests {
     const ENDED: &str = "2026-01-01T00:00:00.000Z";
 
     fn ended_ms() -> i64 {
-        parse_rfc3339_ms(ENDED).unwrap()
+        parse_time_ms(ENDED).unwrap()
     }
 
     fn info(name: &str, status: MigrationStatus) -> MigrationInfo {
@@ -486,6 +505,61 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_the_server_made_says_why() {
+        let mut m = info("m", MigrationStatus::Paused);
+        m.error = Some("the database disk is full".into());
+        let h = health(Some(vec![m]));
+        let b = banner(HealthRead::Ok(&h), 0, &none());
+        assert_eq!(
+            texts(&b),
+            ["m: 1,234,567 / 2,469,134 (50%) · paused: the database disk is full"]
+        );
+    }
+
+    #[test]
+    fn an_unowned_row_shows_like_a_failure_and_goes_like_one() {
+        let mut m = info("corescope_only_v1", MigrationStatus::Unowned);
+        m.started_at = Some("2026-01-01 00:00:00".into());
+        m.error = Some("meshscope does not run this migration".into());
+        let h = health(Some(vec![m]));
+        // Not work in progress: steady unless shown, shown like a failure.
+        assert_eq!(h.async_migrations_running, Some(false));
+        let b = banner(HealthRead::Ok(&h), ended_ms(), &none());
+        assert!(b.visible);
+        assert_eq!(
+            texts(&b),
+            ["corescope_only_v1: not run by meshscope — meshscope does not run this migration"]
+        );
+        let LineKind::Unowned { dismiss_key: key } = b.lines[0].kind.clone() else {
+            panic!("{:?}", b.lines[0].kind)
+        };
+        assert_eq!(key, "corescope_only_v1@2026-01-01 00:00:00");
+        let gone = banner(HealthRead::Ok(&h), ended_ms(), &BTreeSet::from([key]));
+        assert!(gone.is_steady(), "dismissed");
+        // Auto-dismissed by the failures' rule, from when it last changed.
+        assert!(banner(HealthRead::Ok(&h), ended_ms() + AUTO_DISMISS_MS, &none()).visible);
+        assert!(banner(
+            HealthRead::Ok(&h),
+            ended_ms() + AUTO_DISMISS_MS + 1,
+            &none()
+        )
+        .is_steady());
+    }
+
+    #[test]
+    fn auto_dismiss_reads_sqlite_datetime_text() {
+        let ended = parse_time_ms("2026-11-27 07:33:12").unwrap();
+        assert!(!auto_dismissed(
+            Some("2026-11-27 07:33:12"),
+            ended + AUTO_DISMISS_MS
+        ));
+        assert!(auto_dismissed(
+            Some("2026-11-27 07:33:12"),
+            ended + AUTO_DISMISS_MS + 1
+        ));
+    }
+
+    #[test]
     fn steady_only_when_every_rule_holds() {
         // Each row breaks exactly one condition of steady state.
         let ok = health(Some(vec![info("d", MigrationStatus::Done)]));
@@ -538,6 +612,7 @@ mod tests {
                 last_message_unix: Some(1_800_000_000 - 600),
                 messages: 10,
                 rejected: 0,
+                stalled: None,
             },
         );
         h.ingest_liveness = Some(sources);

@@ -11,7 +11,10 @@
 //!   shown at once rather than never; on a live network it clears within
 //!   seconds of start;
 //! - not connected: "Not connected to <source>" — a different problem (the
-//!   broker is down or unreachable), so it never reads as "No packets".
+//!   broker is down or unreachable), so it never reads as "No packets";
+//! - storing its messages fails (`stalled`): "Cannot store packets from
+//!   <source>: <error> — holding them at the broker and retrying", whatever
+//!   else holds: the messages are safe, but not stored yet.
 //!
 //! A last packet time in the future (clock skew) counts as fresh.
 
@@ -31,6 +34,11 @@ pub fn banner_lines(sources: &BTreeMap<String, SourceLiveness>, now_unix: i64) -
 }
 
 fn line_for(name: &str, s: &SourceLiveness, now_unix: i64) -> Option<String> {
+    if let Some(err) = &s.stalled {
+        return Some(format!(
+            "Cannot store packets from {name}: {err} — holding them at the broker and retrying"
+        ));
+    }
     if !s.connected {
         return Some(format!("Not connected to {name}"));
     }
@@ -57,6 +65,7 @@ mod tests {
                 last_message_unix,
                 messages: 1,
                 rejected: 0,
+                stalled: None,
             },
         )])
     }
@@ -89,6 +98,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_source_says_so_whatever_else_holds() {
+        for (connected, last) in [
+            (true, Some(NOW - 10)),
+            (false, None),
+            (true, Some(NOW - 900)),
+        ] {
+            let mut m = one(connected, last);
+            m.get_mut("broker").unwrap().stalled = Some("the database disk is full".into());
+            assert_eq!(
+                banner_lines(&m, NOW),
+                ["Cannot store packets from broker: the database disk is full — holding them at the broker and retrying"]
+            );
+        }
+    }
+
+    #[test]
     fn connected_source_that_never_delivered_says_yet() {
         assert_eq!(
             banner_lines(&one(true, None), NOW),
@@ -108,6 +133,7 @@ mod tests {
                 last_message_unix: None,
                 messages: 0,
                 rejected: 0,
+                stalled: None,
             },
         );
         assert_eq!(

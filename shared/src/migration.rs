@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::timefmt::parse_rfc3339_ms;
+use crate::timefmt::parse_time_ms;
 
 /// Status values as stored in `_async_migrations.status`.
 pub mod stored {
@@ -19,7 +19,10 @@ pub mod stored {
 }
 
 /// Status as shown to operators. `Unknown` is what an unrecognised stored
-/// value becomes: it is never mistaken for `Done`.
+/// value becomes: it is never mistaken for `Done`. `Unowned` is a row in
+/// progress that no migration of this build owns (another program, such as
+/// CoreScope, registered it): meshscope never runs it, so it is not work in
+/// progress here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -30,19 +33,21 @@ pub enum MigrationStatus {
     Done,
     Failed,
     Cancelled,
+    Unowned,
     #[serde(other)]
     Unknown,
 }
 
 impl MigrationStatus {
     /// Every status, in lifecycle order (for exhaustive reporting, e.g. metrics).
-    pub const ALL: [MigrationStatus; 7] = [
+    pub const ALL: [MigrationStatus; 8] = [
         MigrationStatus::Pending,
         MigrationStatus::Running,
         MigrationStatus::Paused,
         MigrationStatus::Done,
         MigrationStatus::Failed,
         MigrationStatus::Cancelled,
+        MigrationStatus::Unowned,
         MigrationStatus::Unknown,
     ];
 
@@ -59,7 +64,8 @@ impl MigrationStatus {
         }
     }
 
-    /// The value written to the table for this status (`Unknown` is never written).
+    /// The value written to the table for this status (`Unowned` and
+    /// `Unknown` are views of rows, never written).
     pub fn to_stored(self) -> Option<&'static str> {
         Some(match self {
             MigrationStatus::Pending => stored::PENDING,
@@ -68,7 +74,7 @@ impl MigrationStatus {
             MigrationStatus::Done => stored::DONE,
             MigrationStatus::Failed => stored::FAILED,
             MigrationStatus::Cancelled => stored::CANCELLED,
-            MigrationStatus::Unknown => return None,
+            MigrationStatus::Unowned | MigrationStatus::Unknown => return None,
         })
     }
 
@@ -80,6 +86,7 @@ impl MigrationStatus {
             MigrationStatus::Done => "done",
             MigrationStatus::Failed => "failed",
             MigrationStatus::Cancelled => "cancelled",
+            MigrationStatus::Unowned => "unowned",
             MigrationStatus::Unknown => "unknown",
         }
     }
@@ -122,6 +129,7 @@ impl Control {
 
     /// Whether the server accepts this control for a migration in `status`
     /// (otherwise it answers 409), so the dashboard can disable the button.
+    /// The server's engine applies exactly this rule.
     pub fn applies_to(self, status: MigrationStatus) -> bool {
         use MigrationStatus as S;
         match self {
@@ -133,11 +141,38 @@ impl Control {
     }
 }
 
-/// One `_async_migrations` row as read from the database, unparsed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// An `{action}` that is not one of the controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownControl(pub String);
+
+impl std::fmt::Display for UnknownControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown action {:?}; use pause, resume, cancel or retry",
+            self.0
+        )
+    }
+}
+
+impl std::str::FromStr for Control {
+    type Err = UnknownControl;
+
+    fn from_str(s: &str) -> Result<Control, UnknownControl> {
+        Control::ALL
+            .into_iter()
+            .find(|c| c.action() == s)
+            .ok_or_else(|| UnknownControl(s.to_string()))
+    }
+}
+
+/// One `_async_migrations` row, its status parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationRecord {
     pub name: String,
-    pub status: String,
+    pub status: MigrationStatus,
+    /// The stored text when it is none meshscope knows (`status` is then `Unknown`).
+    pub unrecognised_status: Option<String>,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
     pub last_update_at: Option<String>,
@@ -145,6 +180,64 @@ pub struct MigrationRecord {
     pub rows_processed: i64,
     pub rows_total: i64,
     pub attempts: i64,
+}
+
+impl MigrationRecord {
+    /// A fresh record of `name` in `status`.
+    pub fn new(name: &str, status: MigrationStatus) -> MigrationRecord {
+        MigrationRecord {
+            name: name.to_string(),
+            status,
+            unrecognised_status: None,
+            started_at: None,
+            ended_at: None,
+            last_update_at: None,
+            error: None,
+            rows_processed: 0,
+            rows_total: 0,
+            attempts: 0,
+        }
+    }
+
+    /// Parses a stored status text into the record's status fields.
+    pub fn set_stored_status(&mut self, stored: &str) {
+        self.status = MigrationStatus::from_stored(stored);
+        self.unrecognised_status =
+            (self.status == MigrationStatus::Unknown).then(|| stored.to_string());
+    }
+
+    /// Stored times no reader can parse, as (API field name, stored text).
+    pub fn unreadable_times(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("startedAt", &self.started_at),
+            ("endedAt", &self.ended_at),
+            ("lastUpdateAt", &self.last_update_at),
+        ]
+        .into_iter()
+        .filter_map(|(field, v)| {
+            v.as_deref()
+                .filter(|s| parse_time_ms(s).is_none())
+                .map(|s| (field, s))
+        })
+        .collect()
+    }
+
+    /// The text stored for this record's status.
+    pub fn stored_status(&self) -> &str {
+        match self.status.to_stored() {
+            Some(s) => s,
+            None => self.unrecognised_status.as_deref().unwrap_or(""),
+        }
+    }
+}
+
+/// Who runs the migration a row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A migration of this build's registry.
+    Meshscope,
+    /// A name no registered migration owns (another program's bookkeeping).
+    Other,
 }
 
 /// What the API, the CLI and the banner show of one migration.
@@ -176,6 +269,12 @@ pub fn percent(processed: i64, total: i64) -> f64 {
     p.clamp(0.0, 100.0)
 }
 
+/// The whole percent every view shows (text and bars alike): floored, so a
+/// migration never reads 100 before it is done.
+pub fn whole_percent(processed: i64, total: i64) -> i64 {
+    percent(processed, total).floor() as i64
+}
+
 /// Rows per second over `elapsed_sec`; 0 when nothing is known yet.
 pub fn rate_per_sec(processed: i64, elapsed_sec: f64) -> f64 {
     if processed <= 0 || !elapsed_sec.is_finite() || elapsed_sec <= 0.0 {
@@ -193,45 +292,62 @@ pub fn eta_sec(processed: i64, total: i64, rate: f64) -> Option<f64> {
     Some(left / rate)
 }
 
+/// The explanation shown with an [`MigrationStatus::Unowned`] row.
+pub fn unowned_message(stored: &str) -> String {
+    format!(
+        "meshscope does not run this migration: another program (such as CoreScope) \
+         registered it, and its row says {stored:?}. It does not hold up warm-up here; \
+         that program finishes it when it runs on this file."
+    )
+}
+
 impl MigrationInfo {
     /// Builds the operator view of a stored row at `now_ms`.
     ///
-    /// A stored timestamp that does not parse is not read as zero: `error`
-    /// names the field, and the elapsed time / rate are reported as 0.
-    pub fn from_record(rec: &MigrationRecord, now_ms: i64) -> MigrationInfo {
-        let status = MigrationStatus::from_stored(&rec.status);
-        let mut problems: Vec<String> = Vec::new();
-        let mut parse = |field: &str, v: &Option<String>| -> Option<i64> {
-            let s = v.as_deref()?;
-            let parsed = parse_rfc3339_ms(s);
-            if parsed.is_none() {
-                problems.push(format!("{field} could not be parsed: {s:?}"));
-            }
-            parsed
-        };
-        let started = parse("startedAt", &rec.started_at);
-        let ended = parse("endedAt", &rec.ended_at);
-        let last_update = parse("lastUpdateAt", &rec.last_update_at);
+    /// Stored times are read in every shape [`parse_time_ms`] takes. One that
+    /// still does not parse is not read as zero: `error` names the field, and
+    /// the elapsed time / rate are reported as 0. A row in progress that
+    /// meshscope does not own reads [`MigrationStatus::Unowned`].
+    pub fn from_record(rec: &MigrationRecord, now_ms: i64, owner: Owner) -> MigrationInfo {
+        let mut status = rec.status;
+        let problems: Vec<String> = rec
+            .unreadable_times()
+            .into_iter()
+            .map(|(field, s)| format!("{field} could not be parsed: {s:?}"))
+            .collect();
+        let parse = |v: &Option<String>| v.as_deref().and_then(parse_time_ms);
+        let (started, ended, last_update) = (
+            parse(&rec.started_at),
+            parse(&rec.ended_at),
+            parse(&rec.last_update_at),
+        );
         let ts_broken = !problems.is_empty();
 
+        let mut error = rec.error.clone().filter(|e| !e.is_empty());
+        if owner == Owner::Other && status.is_in_progress() {
+            status = MigrationStatus::Unowned;
+            error = Some(unowned_message(rec.stored_status()));
+        }
         // A running migration's clock runs to now; a stopped one's to when it
-        // stopped (its end, else its last progress write).
-        let until = match status {
-            MigrationStatus::Running | MigrationStatus::Pending => Some(now_ms),
-            _ => ended.or(last_update).or(Some(now_ms)),
-        };
-        let elapsed_sec = match (started, until) {
-            (Some(s), Some(u)) if !ts_broken => ((u - s).max(0)) as f64 / 1000.0,
-            _ => 0.0,
+        // stopped (its end, else its last progress write). A pending one has
+        // not started, whatever `started_at` holds (CoreScope stamps it when
+        // the row is registered).
+        let elapsed_sec = match status {
+            MigrationStatus::Pending | MigrationStatus::Unowned => 0.0,
+            _ if ts_broken => 0.0,
+            _ => {
+                let until = match status {
+                    MigrationStatus::Running => now_ms,
+                    _ => ended.or(last_update).unwrap_or(now_ms),
+                };
+                started.map_or(0.0, |s| ((until - s).max(0)) as f64 / 1000.0)
+            }
         };
         let rate = rate_per_sec(rec.rows_processed, elapsed_sec);
         let eta = match status {
-            MigrationStatus::Running | MigrationStatus::Pending => {
-                eta_sec(rec.rows_processed, rec.rows_total, rate)
-            }
+            MigrationStatus::Running => eta_sec(rec.rows_processed, rec.rows_total, rate),
             _ => None,
         };
-        let mut error = rec.error.clone().filter(|e| !e.is_empty());
         if ts_broken {
             let msg = problems.join("; ");
             error = Some(match error {
@@ -240,7 +356,10 @@ impl MigrationInfo {
             });
         }
         if status == MigrationStatus::Unknown && error.is_none() {
-            error = Some(format!("unrecognised stored status {:?}", rec.status));
+            error = Some(format!(
+                "unrecognised stored status {:?}",
+                rec.unrecognised_status.as_deref().unwrap_or("")
+            ));
         }
         MigrationInfo {
             name: rec.name.clone(),
@@ -257,6 +376,15 @@ impl MigrationInfo {
             percent: percent(rec.rows_processed, rec.rows_total),
             error,
         }
+    }
+
+    /// When this row last changed state, for auto-dismissing its banner
+    /// line: its end, else its last progress write, else its start.
+    pub fn settled_at(&self) -> Option<&str> {
+        self.ended_at
+            .as_deref()
+            .or(self.last_update_at.as_deref())
+            .or(self.started_at.as_deref())
     }
 }
 
@@ -282,38 +410,42 @@ mod tests {
             ("DONE", MigrationStatus::Unknown),
             ("", MigrationStatus::Unknown),
             ("complete", MigrationStatus::Unknown),
+            ("unowned", MigrationStatus::Unknown),
         ];
         for (s, want) in table {
             assert_eq!(MigrationStatus::from_stored(s), want, "stored {s:?}");
         }
-        for st in [
-            MigrationStatus::Pending,
-            MigrationStatus::Running,
-            MigrationStatus::Paused,
-            MigrationStatus::Done,
-            MigrationStatus::Failed,
-            MigrationStatus::Cancelled,
-        ] {
-            let s = st.to_stored().expect("known statuses are storable");
-            assert_eq!(MigrationStatus::from_stored(s), st);
+        for st in MigrationStatus::ALL {
+            match st.to_stored() {
+                Some(s) => assert_eq!(MigrationStatus::from_stored(s), st),
+                None => assert!(matches!(
+                    st,
+                    MigrationStatus::Unknown | MigrationStatus::Unowned
+                )),
+            }
         }
-        assert_eq!(MigrationStatus::Unknown.to_stored(), None);
+        let mut r = MigrationRecord::new("m", MigrationStatus::Pending);
+        r.set_stored_status("exploded");
+        assert_eq!(r.status, MigrationStatus::Unknown);
+        assert_eq!(r.stored_status(), "exploded");
+        r.set_stored_status("running");
+        assert_eq!(
+            (r.status, r.stored_status()),
+            (MigrationStatus::Running, "running")
+        );
+        assert_eq!(r.unrecognised_status, None);
     }
 
     #[test]
     fn controls_apply_to_the_statuses_the_engine_accepts() {
         use MigrationStatus as S;
-        let all = [
-            S::Pending,
-            S::Running,
-            S::Paused,
-            S::Done,
-            S::Failed,
-            S::Cancelled,
-            S::Unknown,
-        ];
-        let allowed =
-            |c: Control| -> Vec<S> { all.iter().copied().filter(|s| c.applies_to(*s)).collect() };
+        let allowed = |c: Control| -> Vec<S> {
+            S::ALL
+                .iter()
+                .copied()
+                .filter(|s| c.applies_to(*s))
+                .collect()
+        };
         assert_eq!(allowed(Control::Pause), [S::Pending, S::Running]);
         assert_eq!(allowed(Control::Resume), [S::Paused]);
         assert_eq!(
@@ -321,7 +453,15 @@ mod tests {
             [S::Pending, S::Running, S::Paused]
         );
         assert_eq!(allowed(Control::Retry), [S::Failed, S::Cancelled]);
-        assert_eq!(Control::Retry.action(), "retry");
+        for c in Control::ALL {
+            assert_eq!(c.action().parse::<Control>(), Ok(c));
+            assert!(
+                !c.applies_to(S::Unowned),
+                "{c:?} on a row meshscope does not run"
+            );
+        }
+        let err = "explode".parse::<Control>().unwrap_err().to_string();
+        assert!(err.contains("explode") && err.contains("retry"), "{err}");
     }
 
     #[test]
@@ -329,6 +469,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&MigrationStatus::Pending).unwrap(),
             "\"pending\""
+        );
+        assert_eq!(
+            serde_json::to_string(&MigrationStatus::Unowned).unwrap(),
+            "\"unowned\""
         );
         let s: MigrationStatus = serde_json::from_str("\"exploded\"").unwrap();
         assert_eq!(s, MigrationStatus::Unknown);
@@ -342,6 +486,8 @@ mod tests {
         assert_eq!(percent(150, 100), 100.0);
         assert_eq!(percent(-3, 100), 0.0);
         assert!(!percent(1, 3).is_nan());
+        assert_eq!(whole_percent(999, 1000), 99, "never 100 before the end");
+        assert_eq!(whole_percent(1000, 1000), 100);
     }
 
     #[test]
@@ -355,21 +501,21 @@ mod tests {
     }
 
     fn rec(status: &str) -> MigrationRecord {
-        MigrationRecord {
-            name: "m".into(),
-            status: status.into(),
-            started_at: Some("2026-01-01T00:00:00.000Z".into()),
-            rows_processed: 500,
-            rows_total: 1000,
-            attempts: 1,
-            ..Default::default()
-        }
+        let mut r = MigrationRecord::new("m", MigrationStatus::Pending);
+        r.set_stored_status(status);
+        r.started_at = Some("2026-01-01T00:00:00.000Z".into());
+        r.rows_processed = 500;
+        r.rows_total = 1000;
+        r.attempts = 1;
+        r
     }
+
+    const MS: Owner = Owner::Meshscope;
 
     #[test]
     fn running_info_computes_rate_and_eta_from_now() {
-        let start = parse_rfc3339_ms("2026-01-01T00:00:00.000Z").unwrap();
-        let info = MigrationInfo::from_record(&rec("running"), start + 10_000);
+        let start = parse_time_ms("2026-01-01T00:00:00.000Z").unwrap();
+        let info = MigrationInfo::from_record(&rec("running"), start + 10_000, MS);
         assert_eq!(info.status, MigrationStatus::Running);
         assert_eq!(info.elapsed_sec, 10.0);
         assert_eq!(info.rate_per_sec, 50.0);
@@ -382,18 +528,63 @@ mod tests {
     fn stopped_info_uses_end_time_and_has_no_eta() {
         let mut r = rec("done");
         r.ended_at = Some("2026-01-01T00:00:04.000Z".into());
-        let start = parse_rfc3339_ms("2026-01-01T00:00:00.000Z").unwrap();
-        let info = MigrationInfo::from_record(&r, start + 3_600_000);
+        let start = parse_time_ms("2026-01-01T00:00:00.000Z").unwrap();
+        let info = MigrationInfo::from_record(&r, start + 3_600_000, MS);
         assert_eq!(info.elapsed_sec, 4.0);
         assert_eq!(info.rate_per_sec, 125.0);
         assert_eq!(info.eta_sec, None);
     }
 
     #[test]
+    fn corescope_datetime_now_timestamps_are_read_not_reported() {
+        // A CoreScope `done` row: both times from SQLite's datetime('now').
+        let mut r = rec("done");
+        r.started_at = Some("2026-11-27 07:33:12".into());
+        r.ended_at = Some("2026-11-27 07:33:20".into());
+        r.last_update_at = Some("2026-11-27T07:33:20Z".into());
+        let info = MigrationInfo::from_record(&r, 1_795_800_000_000, MS);
+        assert_eq!(info.error, None, "{:?}", info.error);
+        assert_eq!(info.elapsed_sec, 8.0);
+        assert_eq!(info.status, MigrationStatus::Done);
+    }
+
+    #[test]
+    fn pending_has_no_elapsed_time_whatever_started_at_holds() {
+        let mut r = rec("pending_async");
+        r.rows_processed = 0;
+        r.started_at = Some("2026-11-27 07:33:12".into());
+        let info = MigrationInfo::from_record(&r, 1_795_800_000_000, MS);
+        assert_eq!(
+            (info.elapsed_sec, info.rate_per_sec, info.eta_sec),
+            (0.0, 0.0, None)
+        );
+    }
+
+    #[test]
+    fn a_row_in_progress_that_meshscope_does_not_own_is_unowned_not_running() {
+        for stored in ["pending_async", "running", "paused"] {
+            let info = MigrationInfo::from_record(&rec(stored), 0, Owner::Other);
+            assert_eq!(info.status, MigrationStatus::Unowned, "{stored}");
+            assert!(!info.status.is_in_progress());
+            assert!(!any_in_progress(std::slice::from_ref(&info)));
+            let err = info.error.unwrap();
+            assert!(
+                err.contains("does not run") && err.contains(stored),
+                "{err}"
+            );
+        }
+        // Finished rows of other programs keep their status.
+        for stored in ["done", "failed", "cancelled"] {
+            let info = MigrationInfo::from_record(&rec(stored), 0, Owner::Other);
+            assert_eq!(info.status, MigrationStatus::from_stored(stored));
+        }
+    }
+
+    #[test]
     fn unparseable_timestamp_is_reported_not_zeroed() {
         let mut r = rec("running");
         r.started_at = Some("yesterday-ish".into());
-        let info = MigrationInfo::from_record(&r, 1_000_000);
+        let info = MigrationInfo::from_record(&r, 1_000_000, MS);
         let err = info.error.expect("a broken timestamp must be reported");
         assert!(err.contains("startedAt"), "{err}");
         assert!(err.contains("yesterday-ish"), "{err}");
@@ -403,7 +594,7 @@ mod tests {
         let mut r = rec("failed");
         r.error = Some("disk I/O error".into());
         r.ended_at = Some("not a time".into());
-        let info = MigrationInfo::from_record(&r, 1_000_000);
+        let info = MigrationInfo::from_record(&r, 1_000_000, MS);
         let err = info.error.unwrap();
         assert!(
             err.contains("disk I/O error") && err.contains("endedAt"),
@@ -413,7 +604,7 @@ mod tests {
 
     #[test]
     fn unknown_status_carries_an_explanation() {
-        let info = MigrationInfo::from_record(&rec("complete"), 0);
+        let info = MigrationInfo::from_record(&rec("complete"), 0, MS);
         assert_eq!(info.status, MigrationStatus::Unknown);
         assert!(info.error.unwrap().contains("complete"));
         assert!(!MigrationStatus::Unknown.is_in_progress());
@@ -421,7 +612,7 @@ mod tests {
 
     #[test]
     fn info_json_is_camel_case() {
-        let info = MigrationInfo::from_record(&rec("pending_async"), 0);
+        let info = MigrationInfo::from_record(&rec("pending_async"), 0, MS);
         let v = serde_json::to_value(&info).unwrap();
         for key in [
             "name",

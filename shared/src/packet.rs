@@ -63,6 +63,16 @@ pub fn payload_type_name(code: u8) -> String {
         .unwrap_or_else(|| format!("UNKNOWN_{code}"))
 }
 
+/// The label of a stored `payload_type` column: its name, `UNKNOWN_<n>` for
+/// a code MeshCore does not define, and `UNKNOWN` when the column is NULL or
+/// out of range (the one rule for the API's counts and the dashboard's rows).
+pub fn payload_label(stored: Option<i64>) -> String {
+    match stored.and_then(|t| u8::try_from(t).ok()) {
+        Some(code) => payload_type_name(code),
+        None => "UNKNOWN".to_string(),
+    }
+}
+
 /// The code of a payload type given by name (case-insensitive) or number.
 pub fn parse_payload_type(s: &str) -> Option<u8> {
     let s = s.trim();
@@ -87,6 +97,10 @@ mod tests {
             assert_eq!(parse_payload_type(&name.to_lowercase()), Some(*code));
         }
         assert_eq!(payload_type_name(13), "UNKNOWN_13");
+        assert_eq!(payload_label(Some(4)), "ADVERT");
+        assert_eq!(payload_label(Some(13)), "UNKNOWN_13");
+        assert_eq!(payload_label(None), "UNKNOWN");
+        assert_eq!(payload_label(Some(-1)), "UNKNOWN");
         assert_eq!(parse_payload_type("4"), Some(4));
         assert_eq!(parse_payload_type("16"), None);
         assert_eq!(parse_payload_type("NOPE"), None);

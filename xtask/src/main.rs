@@ -8,8 +8,9 @@
 //! - `run`: setup + dist when missing + seed a pre-backfill demo database
 //!   when missing + serve on 127.0.0.1:8080 with a slow backfill to watch
 //!   (extra arguments go to `meshscope serve`).
-//! - `test`: setup, then every check and test suite; ends with one
-//!   `N passed, N failed` line summing all suites.
+//! - `test`: setup, then every check (fmt, clippy, `shared` on wasm32, the
+//!   dashboard's gzipped size against its budget) and test suite; ends with
+//!   one `N passed, N failed` line summing all suites.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +20,10 @@ use anyhow::{bail, Context, Result};
 const TRUNK_VERSION: &str = "0.21.14";
 const WASM_BINDGEN_VERSION: &str = "0.2.129";
 const DEMO_DB: &str = "data/meshscope.db";
+/// The dashboard's size budget: its wasm, gzip -9, may not exceed this.
+/// Over it, `cargo xtask test` fails: find the bytes (e.g. `twiggy top`)
+/// rather than raising the budget.
+const WASM_GZIP_BUDGET: u64 = 150 * 1024;
 /// Where Debian's `mosquitto` package puts the broker; the MQTT integration
 /// tests start their own instance of it on a free port.
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
@@ -290,6 +295,7 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     dist()?;
+    check_wasm_budget()?;
 
     let mut total = Tally::default();
     let (ok, out) = run_captured(cargo().args(["test", "--workspace", "--exclude", "app"]))?;
@@ -313,6 +319,44 @@ fn test() -> Result<()> {
     );
     if total.failed > 0 {
         bail!("{} test(s) failed", total.failed);
+    }
+    Ok(())
+}
+
+/// The gzip -9 size of `bytes`.
+fn gzipped_len(bytes: &[u8]) -> Result<u64> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?.len() as u64)
+}
+
+/// Fails when the built dashboard's wasm, gzipped, is over its budget.
+fn check_wasm_budget() -> Result<()> {
+    let mut found = false;
+    for entry in std::fs::read_dir("dist").context("dist/ is missing; run `cargo xtask dist`")? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            found = true;
+            let bytes = std::fs::read(&path)?;
+            let gz = gzipped_len(&bytes)?;
+            eprintln!(
+                "xtask: {}: {} bytes, {} bytes gzip -9 (budget {WASM_GZIP_BUDGET})",
+                path.display(),
+                bytes.len(),
+                gz
+            );
+            if gz > WASM_GZIP_BUDGET {
+                bail!(
+                    "{} is {gz} bytes gzipped, over the {WASM_GZIP_BUDGET}-byte budget; \
+                     find the bytes (twiggy top) rather than raising the budget",
+                    path.display()
+                );
+            }
+        }
+    }
+    if !found {
+        bail!("no .wasm file in dist/; the dashboard build did not produce one");
     }
     Ok(())
 }
@@ -367,6 +411,17 @@ mod tests {
         assert_eq!((t.passed, t.failed, t.skipped), (8, 1, 2));
         let none = tally_playwright("not json");
         assert_eq!((none.passed, none.failed), (0, 0));
+    }
+
+    #[test]
+    fn gzip_size_is_measured_not_guessed() {
+        let zeros = vec![0u8; 100_000];
+        let small = gzipped_len(&zeros).unwrap();
+        assert!(small < 1_000, "{small}");
+        let noise: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(gzipped_len(&noise).unwrap() > small * 10);
     }
 
     #[test]

@@ -44,18 +44,21 @@ fn BannerLine(line: Line) -> impl IntoView {
         }
         LineKind::Progress { percent } => ("banner-line busy", Some(percent), None),
         LineKind::Paused { percent } => ("banner-line paused", Some(percent), None),
-        LineKind::Failed { dismiss_key } => ("banner-line bad", None, Some(dismiss_key)),
+        LineKind::Failed { dismiss_key } | LineKind::Unowned { dismiss_key } => {
+            ("banner-line bad", None, Some(dismiss_key))
+        }
     };
+    // The same whole percent as the line's text (floored, never 100 early).
     let bar = bar.map(|pct| {
         view! {
-            <progress max="100" value=(pct.round() as i64).to_string() aria-label=format!("{name} progress")></progress>
+            <progress max="100" value=(pct.floor() as i64).to_string() aria-label=format!("{name} progress")></progress>
         }
     });
     let button = dismiss.map(|key| {
         view! {
             <button
                 class="dismiss"
-                aria-label=format!("Dismiss {name} failure")
+                aria-label=format!("Dismiss {name} notice")
                 title="Dismiss"
                 on:click=move |_| live.dismiss(key.clone())
             >

@@ -3,20 +3,15 @@
 use leptos::prelude::*;
 use shared::api::PacketRow;
 use shared::fmt::thousands;
-use shared::packet::payload_type_name;
-
-use crate::timefmt::short_time;
+use shared::packet::payload_label;
+use shared::timefmt::short_time;
 
 #[component]
 pub(crate) fn PacketTable(rows: Vec<PacketRow>) -> impl IntoView {
     let rows = rows
         .into_iter()
         .map(|p| {
-            let kind = p
-                .payload_type
-                .and_then(|t| u8::try_from(t).ok())
-                .map(payload_type_name)
-                .unwrap_or_else(|| "?".into());
+            let kind = payload_label(p.payload_type);
             let last = match &p.last_seen {
                 Some(t) => short_time(t),
                 None => "not backfilled yet".into(),

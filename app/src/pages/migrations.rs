@@ -8,14 +8,14 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::fmt::{duration_approx, rate, thousands};
-use shared::migration::{percent, Control, MigrationInfo, MigrationStatus};
+use shared::migration::{whole_percent, Control, MigrationInfo, MigrationStatus};
 
 use crate::api::{self, ControlError};
 use crate::components::message::{load_error, loading, muted};
 use crate::components::status_badge::StatusBadge;
 use crate::live::use_live;
 use crate::storage;
-use crate::timefmt::short_time;
+use shared::timefmt::short_time;
 
 /// A message about the last control, good or bad.
 #[derive(Clone, PartialEq)]
@@ -212,12 +212,10 @@ fn MigrationRow(
     let status = Memo::new(move |_| {
         info.with(|m| m.as_ref().map_or(MigrationStatus::Unknown, |m| m.status))
     });
-    // Whole percent (floored, so it never reads 100 before the end).
     let pct = move || {
         info.with(|m| {
-            m.as_ref().map_or(0, |m| {
-                percent(m.rows_processed, m.rows_total).floor() as i64
-            })
+            m.as_ref()
+                .map_or(0, |m| whole_percent(m.rows_processed, m.rows_total))
         })
     };
 
@@ -249,7 +247,7 @@ fn MigrationRow(
                     {cell(|m| {
                         format!(
                             "{}% · {} / {}",
-                            percent(m.rows_processed, m.rows_total).floor() as i64,
+                            whole_percent(m.rows_processed, m.rows_total),
                             thousands(m.rows_processed),
                             thousands(m.rows_total),
                         )
@@ -264,7 +262,10 @@ fn MigrationRow(
             </td>
             <td data-label="ETA" class="nowrap">{cell(|m| m.eta_sec.map(duration_approx).unwrap_or_else(|| "—".into()))}</td>
             <td data-label="Started / ended">
-                <div>{cell(|m| m.started_at.as_deref().map_or_else(|| "not started".into(), short_time))}</div>
+                <div>{cell(|m| match (m.status, m.started_at.as_deref()) {
+                    (MigrationStatus::Pending | MigrationStatus::Unowned, _) | (_, None) => "not started".into(),
+                    (_, Some(t)) => short_time(t),
+                })}</div>
                 <div class="muted">{cell(|m| m.ended_at.as_deref().map_or_else(String::new, |t| format!("ended {}", short_time(t))))}</div>
             </td>
             <td data-label="Attempts" class="num">{cell(|m| m.attempts.to_string())}</td>

@@ -7,7 +7,7 @@ use shared::fmt::thousands;
 use crate::api::get_json;
 use crate::components::message::{load_error, loading, muted};
 use crate::refresh;
-use crate::timefmt::short_time;
+use shared::timefmt::short_time;
 
 #[component]
 pub(crate) fn Observers() -> impl IntoView {

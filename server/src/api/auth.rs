@@ -18,14 +18,23 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+/// Why a configured key is refused (the key itself is never shown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("API key must be 8 to 256 characters long")]
+    Length,
+    #[error("API key must be visible ASCII without spaces")]
+    Characters,
+}
+
 impl ApiKey {
     /// Keys are 8-256 visible ASCII characters.
-    pub fn parse(s: &str) -> Result<ApiKey, String> {
+    pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
         if s.len() < 8 || s.len() > 256 {
-            return Err("API key must be 8 to 256 characters long".into());
+            return Err(KeyError::Length);
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("API key must be visible ASCII without spaces".into());
+            return Err(KeyError::Characters);
         }
         Ok(ApiKey(Sha256::digest(s.as_bytes()).into()))
     }
@@ -46,7 +55,10 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Ingest: open when no key is configured, else the key is required.
-pub fn check_if_configured(key: Option<&ApiKey>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_if_configured(
+    key: Option<&ApiKey>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     match key {
         None => Ok(()),
         Some(k) => check(k, headers),
@@ -54,7 +66,7 @@ pub fn check_if_configured(key: Option<&ApiKey>, headers: &HeaderMap) -> Result<
 }
 
 /// Operator controls: refused outright (403) when no key is configured.
-pub fn check_required(key: Option<&ApiKey>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_required(key: Option<&ApiKey>, headers: &HeaderMap) -> Result<(), ApiError> {
     match key {
         None => Err(ApiError::Forbidden(
             "this server has no API key configured, so changes are disabled; \

@@ -1,15 +1,23 @@
 //! The one error type handlers return: a status and a message the client
-//! reads in `{"error": ...}`; the cause chain of 5xx errors goes to the log.
+//! reads in `{"error": ...}`; 5xx errors also go to the log (rate-limited per
+//! kind of error), with their whole cause chain.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::ErrorBody;
 
 use crate::writer::WriteError;
 
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a client is told to wait before retrying a write refused by a
+/// lock held elsewhere, and by a full disk.
+const RETRY_BUSY_SECS: u32 = 2;
+const RETRY_FULL_SECS: u32 = 30;
+
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -22,14 +30,34 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// 503: the server cannot serve this now (shutting down, no connection).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: a lock held by another process.
     #[error("{0}")]
-    Internal(String),
+    Busy(String),
+    /// 507 with `Retry-After`: the database disk is full.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// 500: `what` failed; the client reads `what: source`, the log also
+    /// gets the source's own causes.
+    #[error("{what}: {source}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: Source,
+    },
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn internal(what: &'static str, source: impl Into<Source>) -> ApiError {
+        ApiError::Internal {
+            what,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -37,31 +65,73 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The key 5xx log lines are rate-limited by: one per kind of failure,
+    /// so a second kind is never hidden behind the first.
+    fn log_kind(&self) -> String {
+        match self {
+            ApiError::Internal { what, .. } => format!("api-500:{what}"),
+            other => format!("api-{}", other.status().as_u16()),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Busy(_) => Some(RETRY_BUSY_SECS),
+            ApiError::InsufficientStorage(_) => Some(RETRY_FULL_SECS),
+            _ => None,
+        }
+    }
+}
+
+/// `e` and its causes, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            crate::ratelimit::warn_limited("api-5xx", &format!("request failed: {self}"));
+            crate::ratelimit::warn_limited(
+                &self.log_kind(),
+                &format!("request failed ({status}): {}", chain(&self)),
+            );
         }
-        (
+        let retry = self.retry_after();
+        let mut resp = (
             status,
             Json(ErrorBody {
                 error: self.to_string(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::Internal(format!("database read failed: {e}"))
+        ApiError::internal("database read failed", e)
     }
 }
 
@@ -74,8 +144,51 @@ impl From<r2d2::Error> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Stopped => ApiError::Unavailable("the server is shutting down".into()),
-            other => ApiError::Internal(other.to_string()),
+            WriteError::DiskFull(e) => ApiError::InsufficientStorage(format!(
+                "the database disk is full, so nothing from this request was stored \
+                 ({e}); free space on the disk that holds the database, and meshscope \
+                 accepts writes again by itself"
+            )),
+            WriteError::Busy(e) => ApiError::Busy(format!(
+                "another process holds the database's write lock, so nothing from this \
+                 request was stored ({e}); try again shortly"
+            )),
+            WriteError::Stopped(msg) => ApiError::Unavailable(msg),
+            WriteError::Sqlite(e) => ApiError::internal("database write failed", e),
+            WriteError::Panicked(msg) => {
+                ApiError::internal("the write failed inside meshscope (a bug)", msg)
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_is_507_and_busy_is_503_both_with_retry_after() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let r = ApiError::from(WriteError::from(full)).into_response();
+        assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(r.headers()["retry-after"], "30");
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let r = ApiError::from(WriteError::from(busy)).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "2");
+    }
+
+    #[test]
+    fn internal_errors_are_logged_per_kind() {
+        let a = ApiError::internal("database read failed", "x");
+        let b = ApiError::internal("database write failed", "y");
+        assert_ne!(a.log_kind(), b.log_kind());
+        assert_eq!(a.to_string(), "database read failed: x");
     }
 }

@@ -13,8 +13,10 @@ use shared::api::{ErrorBody, Healthz};
 use shared::migration::MigrationInfo;
 
 use super::error::ApiError;
-use super::{auth, now_ms, AppState};
-use crate::migrate::{ControlError, ControlOp};
+use super::{auth, AppState};
+use crate::clock::now_ms;
+use crate::migrate::ControlError;
+use shared::migration::Control;
 
 /// Events are coalesced to at most one per this interval (4 per second).
 const MIN_EVENT_GAP: Duration = Duration::from_millis(250);
@@ -29,14 +31,14 @@ const RETRY: Duration = Duration::from_secs(2);
 pub(super) async fn migration_health(state: &AppState) -> Healthz {
     let (list, error) = match state.status.infos(now_ms()).await {
         Ok(list) => (Some(list), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let running = error.is_some()
         || list
             .as_deref()
             .is_some_and(shared::migration::any_in_progress);
     Healthz {
-        ready: true,
+        ready: state.writer.health().is_running(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_sec: state.uptime_sec(),
         async_migrations: list,
@@ -61,7 +63,7 @@ pub(super) async fn list(
         .infos(now_ms())
         .await
         .map(Json)
-        .map_err(|e| ApiError::Internal(format!("migration status unavailable: {e}")))
+        .map_err(|e| ApiError::internal("migration status unavailable", e))
 }
 
 /// `POST /api/migrations/{name}/{action}`.
@@ -76,19 +78,17 @@ pub(super) async fn control(
     headers: HeaderMap,
 ) -> Result<Json<MigrationInfo>, ApiError> {
     auth::check_required(state.api_key.as_ref(), &headers)?;
-    let op = ControlOp::parse(&action).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "unknown action {action:?}; use pause, resume, cancel or retry"
-        ))
-    })?;
+    let op: Control = action
+        .parse()
+        .map_err(|e: shared::migration::UnknownControl| ApiError::NotFound(e.to_string()))?;
     let info = state
         .writer
         .with_engine(move |conn, engine| engine.control(conn, &name, op))
         .await?
         .map_err(|e| match e {
             ControlError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            ControlError::Conflict(_) => ApiError::Conflict(e.to_string()),
-            ControlError::Store(_) => ApiError::Internal(e.to_string()),
+            ControlError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            ControlError::Store(_) => ApiError::internal("the control was not applied", e),
         })?;
     Ok(Json(info))
 }
@@ -105,7 +105,8 @@ struct EventState {
 
 /// The part of the payload whose change is worth an event.
 fn fingerprint(h: &Healthz) -> String {
-    serde_json::to_string(&(&h.async_migrations, &h.async_migrations_error)).unwrap_or_default()
+    serde_json::to_string(&(h.ready, &h.async_migrations, &h.async_migrations_error))
+        .unwrap_or_default()
 }
 
 /// `GET /api/events`: a `migrations` event (the healthz payload) whenever the
@@ -156,7 +157,19 @@ pub(super) async fn events(
             if st.last_sent.as_ref() == Some(&fp) {
                 continue;
             }
-            let data = serde_json::to_string(&h).unwrap_or_default();
+            let data = match serde_json::to_string(&h) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Never an empty event the dashboard could misread.
+                    crate::ratelimit::warn_limited(
+                        "sse-serialise",
+                        &format!("cannot serialise the migrations event: {e}"),
+                    );
+                    st.last_sent = Some(fp);
+                    st.first = false;
+                    continue;
+                }
+            };
             let mut ev = Event::default().event("migrations").data(data);
             if st.first {
                 ev = ev.retry(RETRY);

@@ -10,7 +10,7 @@ mod write;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -30,7 +30,7 @@ use error::ApiError;
 use perf::PerfRecorder;
 
 /// Largest accepted request body.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -39,14 +39,14 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub readers: ReaderPool,
     pub writer: Arc<Writer>,
-    pub perf: PerfRecorder,
+    pub(crate) perf: PerfRecorder,
     pub started: Instant,
     pub api_key: Option<ApiKey>,
     pub dist: Option<PathBuf>,
     pub status: Arc<StatusSource>,
     /// `/api/stats` counts whole tables (hundreds of ms at 15M sightings):
     /// computed at most once per [`STATS_TTL`], one computation at a time.
-    pub stats: Arc<crate::cache::SingleFlight<shared::api::Stats>>,
+    pub(crate) stats: Arc<crate::cache::SingleFlight<shared::api::Stats, SharedError>>,
     /// Live-ingest sources (MQTT brokers); empty when none is configured.
     pub ingest_liveness: crate::mqtt::Liveness,
     /// Becomes `true` when the server starts shutting down. Long-lived
@@ -55,8 +55,21 @@ pub struct Inner {
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
+/// An error several waiting requests share (the one `/api/stats` load).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub(crate) struct SharedError(Arc<ApiError>);
+
+impl crate::cache::Abandoned for SharedError {
+    fn abandoned() -> Self {
+        SharedError(Arc::new(ApiError::Unavailable(
+            "the computation was abandoned; try again".into(),
+        )))
+    }
+}
+
 /// How old `/api/stats` may be.
-pub const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -71,7 +84,7 @@ impl AppState {
     }
 
     /// Runs a read on a pooled read-only connection, off the async threads.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
@@ -82,28 +95,12 @@ impl AppState {
             f(&conn)
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("read task failed: {e}")))?
+        .map_err(|e| ApiError::internal("the read task failed", e))?
     }
 
-    pub fn uptime_sec(&self) -> u64 {
+    pub(crate) fn uptime_sec(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
-}
-
-/// Seconds since the unix epoch, by the system clock.
-pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the unix epoch, by the system clock.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>meshscope</title>\

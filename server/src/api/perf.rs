@@ -14,7 +14,7 @@ use shared::api::EndpointStats;
 
 use super::AppState;
 
-pub struct PerfRecorder {
+pub(crate) struct PerfRecorder {
     total: AtomicU64,
     routes: Mutex<HashMap<String, Histogram<u64>>>,
 }
@@ -47,7 +47,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 impl PerfRecorder {
-    pub fn record(&self, route: &str, took: Duration) {
+    pub(crate) fn record(&self, route: &str, took: Duration) {
         self.total.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
@@ -57,11 +57,11 @@ impl PerfRecorder {
             .saturating_record(micros);
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, EndpointStats> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, EndpointStats> {
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .iter()
@@ -83,7 +83,7 @@ impl PerfRecorder {
 }
 
 /// Times the request under its route template (`/api/packets`, not the URL).
-pub async fn track(
+pub(crate) async fn track(
     State(state): State<AppState>,
     matched: Option<MatchedPath>,
     req: Request,

@@ -10,18 +10,28 @@ use axum::Json;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::OptionalExtension;
 use shared::api::{ErrorBody, Healthz, ObserverRow, PacketRow, PacketsPage, Perf, Stats};
-use shared::packet::{parse_payload_type, payload_type_name};
+use shared::packet::{parse_payload_type, payload_label};
 use shared::timefmt::{format_unix_secs, parse_time_param};
 
 use super::error::ApiError;
-use super::{now_secs, AppState};
+use super::AppState;
+use crate::clock::{now_ms, now_secs};
 
 /// `GET /api/healthz`: 200 while the process serves; the body tells the
 /// truth about migrations (fail closed when their status cannot be read).
 #[utoipa::path(get, path = "/api/healthz", tag = "status",
-    responses((status = 200, description = "Readiness, version, uptime and migration status; always 200 while serving", body = Healthz)))]
-pub(super) async fn healthz(State(state): State<AppState>) -> Json<Healthz> {
-    Json(super::migrations::migration_health(&state).await)
+    responses((status = 200, description = "Readiness, version, uptime and migration status", body = Healthz),
+        (status = 503, description = "not ready: the database writer has stopped (same body, `ready: false`)", body = Healthz)))]
+pub(super) async fn healthz(State(state): State<AppState>) -> Response {
+    let h = super::migrations::migration_health(&state).await;
+    // Not ready (the writer is gone): 503, so load balancers and
+    // supervisors see it without reading the body.
+    let status = if h.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(h)).into_response()
 }
 
 /// `GET /api/perf`: request timings; a migration status failure does not
@@ -29,9 +39,9 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Healthz> {
 #[utoipa::path(get, path = "/api/perf", tag = "status",
     responses((status = 200, description = "Latency per route; X-Async-Migrations-Error header when migration status cannot be read", body = Perf)))]
 pub(super) async fn perf(State(state): State<AppState>) -> Response {
-    let (list, error) = match state.status.infos(super::now_ms()).await {
+    let (list, error) = match state.status.infos(now_ms()).await {
         Ok(list) => (Some(list), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let body = Json(Perf {
         uptime_sec: state.uptime_sec(),
@@ -56,10 +66,14 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
     let reader = state.clone();
     state
         .stats
-        .get(move || async move { compute_stats(&reader).await.map_err(|e| e.to_string()) })
+        .get(move || async move {
+            compute_stats(&reader)
+                .await
+                .map_err(|e| super::SharedError(std::sync::Arc::new(e)))
+        })
         .await
         .map(Json)
-        .map_err(ApiError::Internal)
+        .map_err(|e| ApiError::internal("counting packets failed", e))
 }
 
 async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
@@ -80,11 +94,7 @@ async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
             })?;
             for row in rows {
                 let (t, n) = row?;
-                let name = match t.and_then(|t| u8::try_from(t).ok()) {
-                    Some(code) => payload_type_name(code),
-                    None => "UNKNOWN".to_string(),
-                };
-                *by_type.entry(name).or_insert(0) += n;
+                *by_type.entry(payload_label(t)).or_insert(0) += n;
             }
             Ok(Stats {
                 total_transmissions: count("SELECT COUNT(*) FROM transmissions")?,

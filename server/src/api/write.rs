@@ -8,13 +8,16 @@ use axum::Json;
 use shared::api::{ErrorBody, IngestResponse};
 
 use super::error::ApiError;
-use super::{auth, now_secs, AppState, MAX_BODY};
+use super::{auth, AppState, MAX_BODY};
+use crate::clock::now_secs;
 use crate::ingest;
 
 #[utoipa::path(post, path = "/api/ingest", tag = "ingest",
     request_body(content = Vec<IngestItem>, description = "one item or an array of up to 1000"),
     responses((status = 200, body = IngestResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, description = "nothing stored: another process holds the write lock, or the server is stopping (Retry-After when worth retrying)", body = ErrorBody),
+        (status = 507, description = "nothing stored: the database disk is full (Retry-After)", body = ErrorBody)),
     security((), ("api_key" = [])))]
 pub(super) async fn ingest(
     State(state): State<AppState>,
@@ -29,7 +32,7 @@ pub(super) async fn ingest(
             ApiError::BadRequest(format!("cannot read request body: {}", r.body_text()))
         }
     })?;
-    let items = ingest::parse_body(&body).map_err(ApiError::BadRequest)?;
+    let items = ingest::parse_body(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let response = state.writer.ingest(items, now_secs()).await?;
     Ok(Json(response))
 }

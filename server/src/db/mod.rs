@@ -13,12 +13,59 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
+pub(crate) type ReaderPool = r2d2::Pool<SqliteConnectionManager>;
 pub type Reader = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// How long a connection waits on a lock held by another connection before
 /// giving up with SQLITE_BUSY.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What kind of failure an SQLite error is, for callers that must tell a
+/// condition that clears by itself (a full disk, a lock held by another
+/// process) from a real failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `SQLITE_FULL`: the disk (or `max_page_count`) is full.
+    DiskFull,
+    /// `SQLITE_BUSY` / `SQLITE_LOCKED`: another connection holds a lock
+    /// longer than [`BUSY_TIMEOUT`].
+    Busy,
+    Other,
+}
+
+/// Classifies an SQLite error.
+pub fn fault(e: &rusqlite::Error) -> Fault {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => Fault::DiskFull,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Fault::Busy,
+        _ => Fault::Other,
+    }
+}
+
+/// How hard a commit is made durable before it is acknowledged
+/// (`--durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=NORMAL`: every commit survives a crash of meshscope or
+    /// of the machine's processes; a power cut or kernel crash may lose the
+    /// last commits (never corrupt the file).
+    Normal,
+    /// `synchronous=FULL`: every acknowledged commit is on disk (fsync per
+    /// commit), also across a power cut.
+    #[default]
+    Full,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Full => "full",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -101,8 +148,14 @@ impl WriterLock {
     }
 }
 
-/// Opens (creating if needed) the read-write connection and upgrades the schema.
+/// Opens (creating if needed) the read-write connection and upgrades the
+/// schema, with the default durability.
 pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
+    open_writer_with(path, Durability::default())
+}
+
+/// Opens (creating if needed) the read-write connection and upgrades the schema.
+pub(crate) fn open_writer_with(path: &Path, durability: Durability) -> Result<Connection, DbError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
             path: dir.to_path_buf(),
@@ -113,18 +166,18 @@ pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
         path: path.to_path_buf(),
         source,
     })?;
-    set_writer_pragmas(&conn)?;
+    set_writer_pragmas(&conn, durability)?;
     schema::upgrade(&mut conn, path)?;
     Ok(conn)
 }
 
 /// How often the checkpointer looks at the WAL.
-pub const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
+pub(crate) const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
 /// It checkpoints once the WAL holds this much, or when the last checkpoint
 /// is this old: batching means a page changed by many commits (a hot index
 /// page during a backfill) is copied back once, not once per commit.
-pub const CHECKPOINT_WAL_BYTES: u64 = 16 * 1024 * 1024;
-pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
+pub(crate) const CHECKPOINT_WAL_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Moves WAL checkpoints off the writer thread.
 ///
@@ -136,13 +189,13 @@ pub const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
 /// checkpoints that never block the writer or readers. Its connection runs
 /// nothing but `PRAGMA wal_checkpoint`: it never writes rows, so the writer
 /// thread remains the only writer of data.
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     join: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    pub fn spawn(path: &Path) -> Result<Checkpointer, DbError> {
+    pub(crate) fn spawn(path: &Path) -> Result<Checkpointer, DbError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -197,7 +250,7 @@ impl Checkpointer {
     }
 
     /// Stops the thread after a last checkpoint; call after the writer stopped.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(j) = self.join.take() {
             let _ = j.join();
@@ -212,14 +265,14 @@ impl Drop for Checkpointer {
 }
 
 /// Pragmas for the writer, set outside any transaction.
-fn set_writer_pragmas(conn: &Connection) -> Result<(), rusqlite::Error> {
+fn set_writer_pragmas(conn: &Connection, durability: Durability) -> Result<(), rusqlite::Error> {
     // Another process (or a reader) may hold a lock briefly; wait instead of failing at once.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets readers run alongside the one writer; the setting is stored in the file.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // In WAL, NORMAL is durable across application crashes and only skips
-    // fsync per commit (a power cut may lose the last commits, never corrupt).
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // What an acknowledged write survives (see `Durability`): FULL syncs the
+    // WAL at every commit; NORMAL only at checkpoints.
+    conn.pragma_update(None, "synchronous", durability.as_str())?;
     // observations.transmission_id references transmissions(id); enforce it on insert.
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Truncate the WAL back to 64 MiB after checkpoints so a long backfill cannot leave it huge.
@@ -228,7 +281,7 @@ fn set_writer_pragmas(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 /// Opens the pool of read-only connections. Call after [`open_writer`].
-pub fn open_readers(path: &Path, size: u32) -> Result<ReaderPool, DbError> {
+pub(crate) fn open_readers(path: &Path, size: u32) -> Result<ReaderPool, DbError> {
     let manager = SqliteConnectionManager::file(path)
         .with_flags(
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -273,7 +326,11 @@ pub fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Str
 /// Whether `table` has an index whose key columns are exactly `cols`, in order,
 /// whatever it is called (CoreScope files name their indexes differently).
 /// Expression columns (like `COALESCE(path_json,'')`) show as `None` and match `""`.
-pub fn has_index_on(conn: &Connection, table: &str, cols: &[&str]) -> rusqlite::Result<bool> {
+pub(crate) fn has_index_on(
+    conn: &Connection,
+    table: &str,
+    cols: &[&str],
+) -> rusqlite::Result<bool> {
     let mut list = conn.prepare("SELECT name FROM pragma_index_list(?1)")?;
     let names = list
         .query_map([table], |r| r.get::<_, String>(0))?

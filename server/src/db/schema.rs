@@ -2,25 +2,27 @@
 //!
 //! An applied step is never edited; a change is a new step at the end. Boot
 //! steps only do what is instant on any file: create missing tables, add
-//! missing columns (`ADD COLUMN` does not rewrite rows), and build indexes on
-//! tables small enough to index in milliseconds. Anything that rewrites rows
-//! or indexes a large `observations` table is an online migration instead
-//! (see `crate::migrate`), because SQLite builds an index in one statement
-//! that holds the writer for its whole run (8.5 s on 14.8M observations here).
+//! missing columns (`ADD COLUMN` does not rewrite rows), rebuild the
+//! one-row-per-migration bookkeeping table, and build missing indexes on
+//! tables under [`BOOT_INDEX_MAX_ROWS`] rows. A missing index on a larger
+//! table is not built at all: SQLite builds an index in one statement that
+//! holds the writer for its whole run (8.5 s on 14.8M observations here), so
+//! boot logs a warning naming it and serves without it. Row rewrites are
+//! online migrations (see `crate::migrate`).
 
 use std::path::Path;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{has_index_on, table_columns, DbError};
 
-pub struct Step {
+pub(crate) struct Step {
     pub version: i64,
     pub name: &'static str,
     pub apply: fn(&Transaction<'_>) -> rusqlite::Result<()>,
 }
 
-pub const STEPS: &[Step] = &[
+pub(crate) const STEPS: &[Step] = &[
     Step {
         version: 1,
         name: "base tables, or additive upgrade of a CoreScope file",
@@ -31,13 +33,18 @@ pub const STEPS: &[Step] = &[
         name: "_async_migrations bookkeeping",
         apply: step2_async_migrations,
     },
+    Step {
+        version: 3,
+        name: "_async_migrations.started_at NOT NULL, as CoreScope declares it",
+        apply: step3_started_at_not_null,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
 
 /// Tables with fewer rows than this are indexed at boot (milliseconds);
-/// larger ones get their missing indexes from an online migration.
-pub const BOOT_INDEX_MAX_ROWS: i64 = 200_000;
+/// on larger ones a missing index is only reported (see the module header).
+pub(crate) const BOOT_INDEX_MAX_ROWS: i64 = 200_000;
 
 /// An index the code expects, found by its key columns whatever its name.
 pub struct IndexSpec {
@@ -98,7 +105,7 @@ pub const INDEXES: &[IndexSpec] = &[
 ];
 
 /// Brings the file to [`CURRENT_VERSION`], one IMMEDIATE transaction per step.
-pub fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+pub(crate) fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > CURRENT_VERSION {
         return Err(DbError::TooNew {
@@ -211,7 +218,7 @@ fn add_missing_columns(
 }
 
 /// Rows in `table`, estimated from the largest rowid (instant on any size).
-pub fn approx_rows(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
+pub(crate) fn approx_rows(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
     conn.query_row(
         &format!("SELECT COALESCE(MAX(rowid), 0) FROM {table}"),
         [],
@@ -294,6 +301,73 @@ fn step2_async_migrations(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// CoreScope declares `started_at TEXT NOT NULL DEFAULT (datetime('now'))`
+/// and its readers skip a row whose `started_at` is NULL. Files created by
+/// step 2 allowed NULL; SQLite cannot change a column's constraint in place,
+/// so the table (one row per migration) is rebuilt with CoreScope's
+/// declaration, NULLs filled with the best time known. A table with columns
+/// this code does not know is left alone (copying would drop them); writes
+/// never store NULL there anyway.
+fn step3_started_at_not_null(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let not_null: Option<bool> = tx
+        .query_row(
+            "SELECT \"notnull\" FROM pragma_table_info('_async_migrations') WHERE name = 'started_at'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if not_null != Some(false) {
+        return Ok(());
+    }
+    let have = table_columns(tx, "_async_migrations")?;
+    if have.iter().any(|c| !ASYNC_COLUMNS.contains(&c.as_str())) {
+        tracing::warn!(columns = ?have,
+            "_async_migrations has columns meshscope does not know; leaving its started_at nullable");
+        return Ok(());
+    }
+    // Another program's view that does not compile (CoreScope recreates
+    // `packets_v` at each start) must not stop the rename below.
+    tx.pragma_update(None, "legacy_alter_table", true)?;
+    tx.execute_batch(
+        "CREATE TABLE _async_migrations_v3 (
+            name TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL DEFAULT (datetime('now')),
+            ended_at TEXT,
+            error TEXT,
+            rows_processed INTEGER NOT NULL DEFAULT 0,
+            rows_total INTEGER NOT NULL DEFAULT 0,
+            last_update_at TEXT,
+            cursor INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO _async_migrations_v3 (name, status, started_at, ended_at, error,
+            rows_processed, rows_total, last_update_at, cursor, attempts)
+        SELECT name, status, COALESCE(started_at, last_update_at, ended_at, datetime('now')),
+            ended_at, error, rows_processed, rows_total, last_update_at, cursor, attempts
+        FROM _async_migrations;
+        DROP TABLE _async_migrations;
+        ALTER TABLE _async_migrations_v3 RENAME TO _async_migrations;",
+    )?;
+    tx.pragma_update(None, "legacy_alter_table", false)?;
+    tracing::info!("_async_migrations rebuilt with started_at NOT NULL");
+    Ok(())
+}
+
+/// The columns of `_async_migrations` after step 2.
+const ASYNC_COLUMNS: &[&str] = &[
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "error",
+    "rows_processed",
+    "rows_total",
+    "last_update_at",
+    "cursor",
+    "attempts",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +395,55 @@ mod tests {
             .unwrap();
         assert_eq!(v, CURRENT_VERSION);
         upgrade(&mut c, Path::new(":memory:")).unwrap();
+    }
+
+    #[test]
+    fn started_at_becomes_not_null_and_keeps_every_row() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // A file as step 2 left it, with a row whose started_at is NULL.
+        c.execute_batch(
+            "CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
+                started_at TEXT, ended_at TEXT, error TEXT,
+                rows_processed INTEGER NOT NULL DEFAULT 0, rows_total INTEGER NOT NULL DEFAULT 0,
+                last_update_at TEXT, cursor INTEGER, attempts INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO _async_migrations (name, status, last_update_at, cursor, attempts)
+                VALUES ('a', 'running', '2026-01-01T00:00:00.000Z', 42, 2);
+             INSERT INTO _async_migrations (name, status, started_at) VALUES ('b', 'done', '2025-01-01 00:00:00');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        upgrade(&mut c, Path::new(":memory:")).unwrap();
+        let nn: bool = c
+            .query_row(
+                "SELECT \"notnull\" FROM pragma_table_info('_async_migrations') WHERE name = 'started_at'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(nn);
+        let rows: Vec<(String, String, Option<i64>, i64)> = c
+            .prepare(
+                "SELECT name, started_at, cursor, attempts FROM _async_migrations ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), "2026-01-01T00:00:00.000Z".into(), Some(42), 2),
+                ("b".into(), "2025-01-01 00:00:00".into(), None, 0)
+            ]
+        );
+        let err = c
+            .execute(
+                "INSERT INTO _async_migrations (name, status, started_at) VALUES ('c', 'x', NULL)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("NOT NULL"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct BatchSizer {
+pub(crate) struct BatchSizer {
     batch: i64,
     min: i64,
     max: i64,
@@ -18,7 +18,7 @@ pub struct BatchSizer {
 const ALPHA: f64 = 0.3;
 
 impl BatchSizer {
-    pub fn new(budget: Duration, min: i64, max: i64) -> BatchSizer {
+    pub(super) fn new(budget: Duration, min: i64, max: i64) -> BatchSizer {
         BatchSizer {
             batch: min.max(1),
             min: min.max(1),
@@ -29,12 +29,12 @@ impl BatchSizer {
     }
 
     /// Ids the next chunk should cover.
-    pub fn batch(&self) -> i64 {
+    pub(super) fn batch(&self) -> i64 {
         self.batch
     }
 
     /// Learns from a chunk that covered `ids` ids in `took`.
-    pub fn observe(&mut self, ids: i64, took: Duration) {
+    pub(crate) fn observe(&mut self, ids: i64, took: Duration) {
         if ids <= 0 {
             return;
         }

@@ -27,8 +27,8 @@ pub struct SourceCounters {
     pub connected: bool,
     /// The broker granted at least one subscription on this connection.
     pub subscribed: bool,
-    pub last_receipt_unix: Option<i64>,
-    pub last_message_unix: Option<i64>,
+    pub(crate) last_receipt_unix: Option<i64>,
+    pub(crate) last_message_unix: Option<i64>,
     /// MQTT messages received, of any kind.
     pub received: u64,
     /// Packets stored (the healthz `messages`).
@@ -39,15 +39,15 @@ pub struct SourceCounters {
     pub ignored: BTreeMap<&'static str, u64>,
     /// Successful connections (the first one and every reconnect).
     pub connects: u64,
+    /// Text fields cut to [`super::payload::MAX_TEXT_CHARS`], by field.
+    pub truncated: BTreeMap<&'static str, u64>,
+    /// While storing fails: the error (messages held at the broker, retried).
+    pub stalled: Option<String>,
 }
 
 impl SourceCounters {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
-    }
-
-    pub fn ignored_total(&self) -> u64 {
-        self.ignored.values().sum()
     }
 }
 
@@ -87,6 +87,7 @@ impl Liveness {
                         last_message_unix: c.last_message_unix,
                         messages: c.stored,
                         rejected: c.rejected_total(),
+                        stalled: c.stalled.clone(),
                     },
                 )
             })
@@ -127,7 +128,7 @@ impl SourceHandle {
         }
     }
 
-    pub fn set_connected(&self, connected: bool) {
+    pub(crate) fn set_connected(&self, connected: bool) {
         self.update(|c| {
             if connected && !c.connected {
                 c.connects += 1;
@@ -145,7 +146,7 @@ impl SourceHandle {
         }
     }
 
-    pub fn set_subscribed(&self) {
+    pub(crate) fn set_subscribed(&self) {
         self.update(|c| c.subscribed = true);
     }
 
@@ -170,7 +171,7 @@ impl SourceHandle {
             .increment(n);
     }
 
-    pub fn status_applied(&self, n: u64) {
+    pub(crate) fn status_applied(&self, n: u64) {
         self.update(|c| c.status_updates += n);
         metrics::counter!("meshscope_mqtt_status_updates_total", "source" => self.name.clone())
             .increment(n);
@@ -184,6 +185,28 @@ impl SourceHandle {
             "reason" => reason.as_str()
         )
         .increment(n);
+    }
+
+    /// Storing fails with `error` (`None`: it works again).
+    pub(crate) fn set_stalled(&self, error: Option<String>) {
+        let on = error.is_some();
+        self.update(|c| c.stalled = error);
+        metrics::gauge!("meshscope_mqtt_stalled", "source" => self.name.clone()).set(if on {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    /// A text field was cut to the documented length.
+    pub fn truncated(&self, field: &'static str) {
+        self.update(|c| *c.truncated.entry(field).or_default() += 1);
+        metrics::counter!(
+            "meshscope_mqtt_truncated_total",
+            "source" => self.name.clone(),
+            "field" => field
+        )
+        .increment(1);
     }
 
     pub fn ignored(&self, reason: Ignore) {
@@ -223,11 +246,15 @@ mod tests {
                 last_message_unix: Some(105),
                 messages: 1,
                 rejected: 3,
+                stalled: None,
             }
         );
         assert!(!snap["b"].connected && snap["b"].last_receipt_unix.is_none());
         let c = reg.counters("a").unwrap();
-        assert_eq!((c.received, c.connects, c.ignored_total()), (2, 1, 1));
+        assert_eq!(
+            (c.received, c.connects, c.ignored["other_topic"]),
+            (2, 1, 1)
+        );
         assert_eq!(c.rejected["bad_hex"], 2);
         assert!(Liveness::default().is_empty());
     }

@@ -23,23 +23,23 @@ pub use liveness::Liveness;
 pub use subscriber::{start, Handle};
 
 /// Subscriptions used when a source names none.
-pub const DEFAULT_TOPICS: [&str; 2] = ["meshcore/+/+/packets", "meshcore/+/+/status"];
+pub(crate) const DEFAULT_TOPICS: [&str; 2] = ["meshcore/+/+/packets", "meshcore/+/+/status"];
 
 /// Port used when a URL names none.
-pub const DEFAULT_PORT: u16 = 1883;
+pub(crate) const DEFAULT_PORT: u16 = 1883;
 
 /// One broker to subscribe to, validated.
 #[derive(Clone, PartialEq)]
 pub struct MqttSource {
     /// Key in `ingest_liveness`, metrics label; defaults to `host:port`.
     pub name: String,
-    pub host: String,
+    pub(crate) host: String,
     pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
     pub topics: Vec<String>,
     /// Regions to keep (uppercase); `None` keeps all.
-    pub iata_filter: Option<Vec<String>>,
+    pub(crate) iata_filter: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for MqttSource {
@@ -82,9 +82,58 @@ impl std::fmt::Debug for SourceSpec {
     }
 }
 
+/// Why a source's settings are refused. Messages say what is wrong, not
+/// where it came from (the caller adds the flag or table), and never show a
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// `url` is the URL with any password replaced by `***`.
+    #[error("{url:?}: {problem}")]
+    Url { url: String, problem: UrlProblem },
+    #[error("name {0:?}: must be 1-64 characters without control characters")]
+    Name(String),
+    #[error("a password needs a username")]
+    PasswordWithoutUser,
+    #[error("topics: give at least one topic filter, or leave the key out for the defaults")]
+    NoTopics,
+    #[error("topic filter {filter:?}: {problem}")]
+    Topic {
+        filter: String,
+        problem: &'static str,
+    },
+    #[error("iata_filter {code:?}: {message}")]
+    Region { code: String, message: String },
+}
+
+/// What is wrong with a broker URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    #[error("not a broker URL; expected mqtt://HOST[:PORT]")]
+    NotAUrl,
+    #[error(
+        "{0}:// (TLS or WebSocket) is not supported; use mqtt://HOST:PORT, through a \
+         TLS-terminating proxy if the broker needs TLS"
+    )]
+    Unsupported(String),
+    #[error("unknown scheme {0:?}; expected mqtt://HOST[:PORT]")]
+    UnknownScheme(String),
+    #[error("a broker URL has no path or query; topics go in the config file's `topics`")]
+    HasPath,
+    #[error("empty user name before '@'")]
+    EmptyUser,
+    #[error("unclosed '[' in the host")]
+    UnclosedBracket,
+    #[error("expected ':PORT' after ']'")]
+    PortAfterBracket,
+    #[error("missing host; expected mqtt://HOST[:PORT]")]
+    NoHost,
+    #[error("port {0:?} must be a number from 1 to 65535")]
+    BadPort(String),
+}
+
 impl MqttSource {
     /// A source from a bare URL (`--mqtt`): default name and topics.
-    pub fn from_url(url: &str) -> Result<MqttSource, String> {
+    pub(crate) fn from_url(url: &str) -> Result<MqttSource, SourceError> {
         MqttSource::from_spec(SourceSpec {
             url: url.to_string(),
             ..SourceSpec::default()
@@ -93,15 +142,13 @@ impl MqttSource {
 
     /// Validates a source. Errors say what is wrong, not where it came from;
     /// the caller adds the flag or table.
-    pub fn from_spec(spec: SourceSpec) -> Result<MqttSource, String> {
+    pub fn from_spec(spec: SourceSpec) -> Result<MqttSource, SourceError> {
         let url = parse_url(&spec.url)?;
         let name = match spec.name {
             Some(n) => {
                 let n = n.trim().to_string();
                 if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
-                    return Err(format!(
-                        "name {n:?}: must be 1-64 characters without control characters"
-                    ));
+                    return Err(SourceError::Name(n));
                 }
                 n
             }
@@ -110,19 +157,18 @@ impl MqttSource {
         let username = spec.username.or(url.username);
         let password = spec.password.or(url.password);
         if password.is_some() && username.is_none() {
-            return Err("a password needs a username".to_string());
+            return Err(SourceError::PasswordWithoutUser);
         }
-        let topics =
-            match spec.topics {
-                Some(t) if t.is_empty() => return Err(
-                    "topics: give at least one topic filter, or leave the key out for the defaults"
-                        .to_string(),
-                ),
-                Some(t) => t,
-                None => DEFAULT_TOPICS.iter().map(|t| t.to_string()).collect(),
-            };
+        let topics = match spec.topics {
+            Some(t) if t.is_empty() => return Err(SourceError::NoTopics),
+            Some(t) => t,
+            None => DEFAULT_TOPICS.iter().map(|t| t.to_string()).collect(),
+        };
         for t in &topics {
-            validate_filter(t).map_err(|e| format!("topic filter {t:?}: {e}"))?;
+            validate_filter(t).map_err(|problem| SourceError::Topic {
+                filter: t.clone(),
+                problem,
+            })?;
         }
         let iata_filter = spec
             .iata_filter
@@ -130,8 +176,10 @@ impl MqttSource {
                 codes
                     .iter()
                     .map(|c| {
-                        crate::ingest::normalize_iata(c)
-                            .map_err(|e| format!("iata_filter {c:?}: {}", e.message))
+                        crate::ingest::normalize_iata(c).map_err(|e| SourceError::Region {
+                            code: c.clone(),
+                            message: e.message,
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -152,7 +200,7 @@ impl MqttSource {
     /// is down), and different between two deployments (host name and
     /// database path) that share a broker and a source name, so they do not
     /// take each other's session over.
-    pub fn client_id(&self, db: &Path) -> String {
+    pub(crate) fn client_id(&self, db: &Path) -> String {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_default();
@@ -197,37 +245,26 @@ fn redacted(url: &str) -> String {
 }
 
 /// `mqtt://[user[:password]@]host[:port][/]` (or `tcp://`).
-fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
+fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
     let raw = raw.trim();
-    // Error messages quote the URL, never with its password.
-    let shown = redacted(raw);
-    let url = shown.as_str();
+    // Errors quote the URL, never with its password.
+    let fail = |problem: UrlProblem| SourceError::Url {
+        url: redacted(raw),
+        problem,
+    };
     let Some((scheme, rest)) = raw.split_once("://") else {
-        return Err(format!(
-            "{url:?} is not a broker URL; expected mqtt://HOST[:PORT]"
-        ));
+        return Err(fail(UrlProblem::NotAUrl));
     };
     match scheme.to_ascii_lowercase().as_str() {
         "mqtt" | "tcp" => {}
         "mqtts" | "ssl" | "tls" | "ws" | "wss" => {
-            return Err(format!(
-                "{url:?}: {scheme}:// (TLS or WebSocket) is not supported; use mqtt://HOST:PORT, \
-                 through a TLS-terminating proxy if the broker needs TLS"
-            ))
+            return Err(fail(UrlProblem::Unsupported(scheme.to_string())))
         }
-        other => {
-            return Err(format!(
-                "{url:?}: unknown scheme {other:?}; expected mqtt://HOST[:PORT]"
-            ))
-        }
+        other => return Err(fail(UrlProblem::UnknownScheme(other.to_string()))),
     }
     let authority = match rest.split_once(['/', '?', '#']) {
         Some((a, "")) if rest.ends_with('/') => a,
-        Some(_) => {
-            return Err(format!(
-            "{url:?}: a broker URL has no path or query; topics go in the config file's `topics`"
-        ))
-        }
+        Some(_) => return Err(fail(UrlProblem::HasPath)),
         None => rest,
     };
     let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -242,17 +279,17 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
         },
     };
     if username.as_deref() == Some("") {
-        return Err(format!("{url:?}: empty user name before '@'"));
+        return Err(fail(UrlProblem::EmptyUser));
     }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (h, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{url:?}: unclosed '[' in the host"))?;
+            .ok_or_else(|| fail(UrlProblem::UnclosedBracket))?;
         let port = match after {
             "" => None,
             p => Some(
                 p.strip_prefix(':')
-                    .ok_or_else(|| format!("{url:?}: expected ':PORT' after ']'"))?,
+                    .ok_or_else(|| fail(UrlProblem::PortAfterBracket))?,
             ),
         };
         (h, port)
@@ -263,9 +300,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
         }
     };
     if host.is_empty() {
-        return Err(format!(
-            "{url:?}: missing host; expected mqtt://HOST[:PORT]"
-        ));
+        return Err(fail(UrlProblem::NoHost));
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -273,7 +308,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{url:?}: port {p:?} must be a number from 1 to 65535"))?,
+            .ok_or_else(|| fail(UrlProblem::BadPort(p.to_string())))?,
     };
     Ok(BrokerUrl {
         host: host.to_string(),
@@ -285,17 +320,17 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, String> {
 
 /// MQTT topic filter rules: not empty, `#` only as the whole last level,
 /// `+` only as a whole level.
-fn validate_filter(f: &str) -> Result<(), String> {
+fn validate_filter(f: &str) -> Result<(), &'static str> {
     if f.is_empty() || f.len() > 65_535 || f.contains('\0') {
-        return Err("must be 1-65535 bytes without NUL".to_string());
+        return Err("must be 1-65535 bytes without NUL");
     }
     let levels: Vec<&str> = f.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err("'#' must be the whole last level".to_string());
+            return Err("'#' must be the whole last level");
         }
         if level.contains('+') && *level != "+" {
-            return Err("'+' must be a whole level".to_string());
+            return Err("'+' must be a whole level");
         }
     }
     Ok(())
@@ -319,7 +354,9 @@ mod tests {
             (Some("u"), Some("p%w"))
         );
         assert!(!format!("{s:?}").contains("p%w"), "password is not logged");
-        let err = MqttSource::from_url("mqtt://user:hunter2@:1883").unwrap_err();
+        let err = MqttSource::from_url("mqtt://user:hunter2@:1883")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("user:***@") && !err.contains("hunter2"),
             "{err}"
@@ -343,7 +380,7 @@ mod tests {
             ("mqtt://b?client_id=x", "no path"),
             ("mqtt://@b", "empty user"),
         ] {
-            let err = MqttSource::from_url(url).unwrap_err();
+            let err = MqttSource::from_url(url).unwrap_err().to_string();
             assert!(err.contains(want), "{url}: {err}");
         }
     }
@@ -378,7 +415,7 @@ mod tests {
             (|s| s.name = Some(" ".into()), "name"),
             (|s| s.password = Some("p".into()), "needs a username"),
         ] {
-            let err = spec(f).unwrap_err();
+            let err = spec(f).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
     }

@@ -6,8 +6,9 @@
 //! Pure functions, no I/O: every outcome, including each way a payload can
 //! be malformed, is a value the subscriber counts.
 
-use crate::ingest::kind;
 use serde_json::{Map, Value};
+
+use crate::fields::{self, kind, Mode};
 
 use crate::decoder;
 use crate::ingest::{normalize_iata, validate_observer, FieldError, RawSighting, Sighting};
@@ -29,9 +30,12 @@ pub enum Reject {
     BadRegion,
     /// Another field has a value of the wrong type or out of range.
     BadField,
-    /// Valid, but the store refused the write (e.g. disk full): the packet is
-    /// dropped, counted here.
+    /// Valid, but the store kept refusing it with an error that does not
+    /// clear by itself (not a full disk or a lock: those are retried until
+    /// they clear); refused so it cannot stall the source for good.
     StoreFailed,
+    /// Larger than [`MAX_MESSAGE_BYTES`]: refused unread (not parsed).
+    TooLarge,
 }
 
 impl Reject {
@@ -46,9 +50,21 @@ impl Reject {
             Reject::BadRegion => "bad_region",
             Reject::BadField => "bad_field",
             Reject::StoreFailed => "store_failed",
+            Reject::TooLarge => "too_large",
         }
     }
 }
+
+/// Largest message payload accepted. A MeshCore packet is at most 255 bytes
+/// (510 as hex) and a status report a few hundred: a message near this size
+/// is not an observer's, and a larger one is refused unparsed. Oversized
+/// text fields inside smaller messages are cut instead (see [`MAX_TEXT_CHARS`]).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Longest text field stored from a message (`origin`, `model`,
+/// `firmware`), in characters; longer values are cut on a character
+/// boundary and counted.
+pub const MAX_TEXT_CHARS: usize = 128;
 
 /// Why a well-formed message was skipped on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,9 +87,9 @@ impl Ignore {
 /// A refused message: the reason (for counters) and a detail (for the log).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}: {detail}", reason.as_str())]
-pub struct Rejection {
-    pub reason: Reject,
-    pub detail: String,
+pub(crate) struct Rejection {
+    pub(crate) reason: Reject,
+    pub(crate) detail: String,
 }
 
 fn reject(reason: Reject, detail: impl Into<String>) -> Rejection {
@@ -85,7 +101,7 @@ fn reject(reason: Reject, detail: impl Into<String>) -> Rejection {
 
 /// An observer's self-report from a `…/status` topic.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StatusUpdate {
+pub(crate) struct StatusUpdate {
     pub observer: String,
     pub iata: Option<String>,
     pub name: Option<String>,
@@ -96,21 +112,73 @@ pub struct StatusUpdate {
     pub noise_floor: Option<f64>,
     /// `"status": "offline"` (usually the observer's last will, sent by the
     /// broker when it vanished): the report must not count as being seen.
-    pub offline: bool,
+    pub(crate) offline: bool,
 }
 
 /// What one MQTT message amounts to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     Packet(Box<Sighting>),
     Status(StatusUpdate),
     Ignored(Ignore),
     Rejected(Rejection),
 }
 
+/// Cuts `v` to [`MAX_TEXT_CHARS`] characters; true if it was longer.
+fn cap(v: &mut Option<String>) -> bool {
+    match v {
+        Some(s) if s.chars().count() > MAX_TEXT_CHARS => {
+            let end = s
+                .char_indices()
+                .nth(MAX_TEXT_CHARS)
+                .map_or(s.len(), |(i, _)| i);
+            s.truncate(end);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Caps the free-text fields of a parsed message; returns the names of the
+/// fields that were cut, for counting.
+pub(crate) fn cap_text_fields(parsed: &mut Parsed) -> Vec<&'static str> {
+    let mut cut = Vec::new();
+    match parsed {
+        Parsed::Packet(s) => {
+            if cap(&mut s.observer_name) {
+                cut.push("origin");
+            }
+        }
+        Parsed::Status(u) => {
+            for (field, v) in [
+                ("origin", &mut u.name),
+                ("model", &mut u.model),
+                ("firmware", &mut u.firmware),
+            ] {
+                if cap(v) {
+                    cut.push(field);
+                }
+            }
+        }
+        Parsed::Ignored(_) | Parsed::Rejected(_) => {}
+    }
+    cut
+}
+
 /// Parses one message. `iata_filter` (uppercase codes), when given, keeps
-/// only those regions.
-pub fn parse_message(topic: &str, payload: &[u8], iata_filter: Option<&[String]>) -> Parsed {
+/// only those regions. Text fields come out capped; the second value names
+/// the fields that were cut (see [`cap_text_fields`]).
+pub(crate) fn parse_message(
+    topic: &str,
+    payload: &[u8],
+    iata_filter: Option<&[String]>,
+) -> (Parsed, Vec<&'static str>) {
+    let mut parsed = parse_uncapped(topic, payload, iata_filter);
+    let cut = cap_text_fields(&mut parsed);
+    (parsed, cut)
+}
+
+fn parse_uncapped(topic: &str, payload: &[u8], iata_filter: Option<&[String]>) -> Parsed {
     let mut levels = topic.rsplit('/');
     let (Some(kind), Some(observer), Some(topic_iata)) =
         (levels.next(), levels.next(), levels.next())
@@ -178,19 +246,7 @@ fn packet(
     if let Err(e) = decoder::parse_hex(&raw) {
         return Err(reject(Reject::BadHex, format!("raw: {e}")));
     }
-    let score = number(obj, &["score", "Score"])?
-        .map(|s| {
-            let r = s.round();
-            if r.abs() < 1e15 {
-                Ok(r as i64)
-            } else {
-                Err(reject(
-                    Reject::BadField,
-                    format!("score: {s} is out of range"),
-                ))
-            }
-        })
-        .transpose()?;
+    let score = integer(obj, &["score", "Score"])?;
     RawSighting {
         observer: observer.to_string(),
         observer_name: name,
@@ -219,40 +275,27 @@ fn status(
     iata: String,
     name: Option<String>,
 ) -> Result<StatusUpdate, Rejection> {
-    // Observers put their figures at the top level or inside `stats`.
+    // Observers put their figures at the top level or inside `stats`: the
+    // top level wins when both have a key.
     let stats = obj.get("stats").and_then(Value::as_object);
-    let pick_number = |keys: &[&'static str]| -> Result<Option<f64>, Rejection> {
-        match number(obj, keys)? {
+    type Read<T> = fn(&Map<String, Value>, &[&'static str]) -> Result<Option<T>, Rejection>;
+    fn pick<T>(
+        obj: &Map<String, Value>,
+        stats: Option<&Map<String, Value>>,
+        keys: &[&'static str],
+        read: Read<T>,
+    ) -> Result<Option<T>, Rejection> {
+        match read(obj, keys)? {
             Some(v) => Ok(Some(v)),
             None => stats
-                .map(|s| number(s, keys))
+                .map(|s| read(s, keys))
                 .transpose()
                 .map(Option::flatten),
         }
-    };
-    let pick_text = |keys: &[&'static str]| -> Result<Option<String>, Rejection> {
-        match text(obj, keys)? {
-            Some(v) => Ok(Some(v)),
-            None => stats
-                .map(|s| text(s, keys))
-                .transpose()
-                .map(Option::flatten),
-        }
-    };
-    let integer = |keys: &[&'static str]| -> Result<Option<i64>, Rejection> {
-        pick_number(keys)?
-            .map(|v| {
-                if v.abs() < 1e15 {
-                    Ok(v.round() as i64)
-                } else {
-                    Err(reject(
-                        Reject::BadField,
-                        format!("{}: {v} is out of range", keys[0]),
-                    ))
-                }
-            })
-            .transpose()
-    };
+    }
+    let pick_number = |keys| pick(obj, stats, keys, number);
+    let pick_text = |keys| pick(obj, stats, keys, text);
+    let integer = |keys| pick(obj, stats, keys, integer);
     Ok(StatusUpdate {
         observer: observer.to_string(),
         iata: Some(iata),
@@ -266,78 +309,22 @@ fn status(
     })
 }
 
-/// The first present key among `keys` as text: strings as they are (an
-/// empty string counts as absent), numbers written out; anything else is a
-/// bad field.
+/// A field of the wrong kind, as a counted refusal.
+fn bad_field(e: fields::BadField) -> Rejection {
+    let fields::BadField { key, message } = e;
+    reject(Reject::BadField, format!("{key}: {message}"))
+}
+
 fn text(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<String>, Rejection> {
-    match first(obj, keys) {
-        None => Ok(None),
-        Some((_, Value::String(s))) => {
-            let s = s.trim();
-            Ok((!s.is_empty()).then(|| s.to_string()))
-        }
-        Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
-        Some((k, other)) => Err(reject(
-            Reject::BadField,
-            format!("{k}: must be a string, got {}", kind(other)),
-        )),
-    }
+    fields::text(obj, keys, Mode::Lenient).map_err(bad_field)
 }
 
-/// The first present key among `keys` as a number: JSON numbers, or strings
-/// that start with one, followed by a unit or not (`"7.25 dB"`, `"-92dBm"`,
-/// `"12"`). An empty string counts as absent.
 fn number(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<f64>, Rejection> {
-    let bad = |k: &str, what: String| reject(Reject::BadField, format!("{k}: {what}"));
-    match first(obj, keys) {
-        None => Ok(None),
-        Some((k, Value::Number(n))) => n
-            .as_f64()
-            .filter(|v| v.is_finite())
-            .map(Some)
-            .ok_or_else(|| bad(k, "must be a finite number".into())),
-        Some((k, Value::String(s))) => {
-            let s = s.trim();
-            if s.is_empty() {
-                return Ok(None);
-            }
-            leading_number(s)
-                .map(Some)
-                .ok_or_else(|| bad(k, format!("{s:?} does not start with a number")))
-        }
-        Some((k, other)) => Err(bad(k, format!("must be a number, got {}", kind(other)))),
-    }
+    fields::number(obj, keys, Mode::Lenient).map_err(bad_field)
 }
 
-fn first<'a>(
-    obj: &'a Map<String, Value>,
-    keys: &[&'static str],
-) -> Option<(&'static str, &'a Value)> {
-    keys.iter()
-        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
-}
-
-/// `"-92 dBm"` → -92.0: the longest prefix of sign, digits and one decimal
-/// point, parsed.
-fn leading_number(s: &str) -> Option<f64> {
-    let mut end = 0;
-    let mut seen_dot = false;
-    for (i, c) in s.char_indices() {
-        let ok = match c {
-            '+' | '-' => i == 0,
-            '.' if !seen_dot => {
-                seen_dot = true;
-                true
-            }
-            '0'..='9' => true,
-            _ => false,
-        };
-        if !ok {
-            break;
-        }
-        end = i + c.len_utf8();
-    }
-    s[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+fn integer(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<i64>, Rejection> {
+    fields::integer(obj, keys, Mode::Lenient).map_err(bad_field)
 }
 
 #[cfg(test)]
@@ -347,7 +334,7 @@ mod tests {
     const RAW: &str = "1500aabbccdd"; // GRP_TXT-ish FLOOD packet with no path
 
     fn parse(topic: &str, payload: &str) -> Parsed {
-        parse_message(topic, payload.as_bytes(), None)
+        parse_message(topic, payload.as_bytes(), None).0
     }
 
     fn sighting(p: Parsed) -> Sighting {
@@ -400,8 +387,6 @@ mod tests {
             &format!(r#"{{"raw":"{RAW}","SNR":"","RSSI":null,"score":0.6}}"#),
         ));
         assert_eq!((s.snr, s.rssi, s.score), (None, None, Some(1)));
-        assert_eq!(leading_number("+3.5.1"), Some(3.5));
-        assert_eq!(leading_number("-"), None);
     }
 
     #[test]
@@ -439,11 +424,11 @@ mod tests {
         assert_eq!(parse("packets", &ok), Parsed::Ignored(Ignore::OtherTopic));
         let only_pdx = vec!["PDX".to_string()];
         assert_eq!(
-            parse_message("meshcore/SEA/ab12/packets", ok.as_bytes(), Some(&only_pdx)),
+            parse_message("meshcore/SEA/ab12/packets", ok.as_bytes(), Some(&only_pdx)).0,
             Parsed::Ignored(Ignore::Filtered)
         );
         assert!(matches!(
-            parse_message("meshcore/pdx/ab12/packets", ok.as_bytes(), Some(&only_pdx)),
+            parse_message("meshcore/pdx/ab12/packets", ok.as_bytes(), Some(&only_pdx)).0,
             Parsed::Packet(_)
         ));
     }
@@ -488,5 +473,28 @@ mod tests {
             reason(parse("meshcore/SEA/ab12/status", "{")),
             Reject::NotJson
         );
+    }
+
+    #[test]
+    fn long_text_fields_are_cut_on_a_character_boundary_and_named() {
+        let origin = "é".repeat(100_000);
+        let body = format!(
+            r#"{{"origin":"{origin}","model":"m","firmware":"{}"}}"#,
+            "f".repeat(500)
+        );
+        let (p, cut) = parse_message("meshcore/SEA/ab12/status", body.as_bytes(), None);
+        let Parsed::Status(u) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            u.name.as_deref().map(|n| n.chars().count()),
+            Some(MAX_TEXT_CHARS)
+        );
+        assert!(u.name.unwrap().chars().all(|c| c == 'é'));
+        assert_eq!(u.firmware.map(|f| f.len()), Some(MAX_TEXT_CHARS));
+        assert_eq!(u.model.as_deref(), Some("m"));
+        assert_eq!(cut, ["origin", "firmware"]);
+        let (_, none) = parse_message("meshcore/SEA/ab12/status", br#"{"origin":"short"}"#, None);
+        assert!(none.is_empty());
     }
 }

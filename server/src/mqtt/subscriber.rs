@@ -12,8 +12,21 @@
 //! Backpressure: the loop hands messages over a bounded channel; when the
 //! writer queue is full, `Writer::ingest` waits, the consumer stops taking,
 //! the channel fills, and the loop stops reading the socket, so the broker
-//! holds the rest. Nothing is dropped on our side; a write that fails is
-//! counted as `store_failed` and logged.
+//! holds the rest. Nothing is dropped on our side.
+//!
+//! Store failures: a message is acknowledged only once stored or
+//! deliberately refused. When storing fails with a condition that clears by
+//! itself (a full disk, the write lock held by another process), the batch
+//! stays unacknowledged and is retried with backoff (0.1 s doubling to 15 s)
+//! until it is stored, while the source shows as stalled with the error. Any
+//! other store error is retried a few times, then message by message, and a
+//! message that still fails is refused (`store_failed`) so one poisoned
+//! message cannot hold up the source for good.
+//!
+//! Size: a message larger than [`MAX_MESSAGE_BYTES`] is refused unparsed
+//! (`too_large`) and acknowledged, so the broker does not deliver it again
+//! at every reconnect. The transport accepts packets up to the MQTT maximum,
+//! so no message can break the connection by its size.
 //!
 //! Acknowledgements go through a third task with an unbounded queue of
 //! packet ids (4 bytes each). They must not be sent by the consumer itself:
@@ -35,20 +48,21 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
     SubscribeFilter, SubscribeReasonCode,
 };
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use shared::timefmt::format_unix_secs;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::liveness::{Liveness, SourceHandle};
-use super::payload::{parse_message, Parsed, Reject, StatusUpdate};
+use super::payload::{parse_message, Parsed, Reject, StatusUpdate, MAX_MESSAGE_BYTES};
 use super::MqttSource;
-use crate::api::now_secs;
+use crate::clock::now_secs;
+use crate::ingest::Sighting;
 use crate::ratelimit::warn_limited;
 use crate::writer::{WriteError, Writer};
 
 /// Most messages in one writer request.
-pub const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 /// Messages received but not yet taken by the consumer.
 const CHANNEL: usize = 1024;
 /// Requests (acks, subscriptions) waiting for the connection loop. Larger
@@ -64,10 +78,40 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 const STABLE: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the consumer to store what it holds.
 const DRAIN: Duration = Duration::from_secs(5);
-/// Incoming packet size limit. Generous on purpose: a message over the limit
-/// breaks the connection, and on a persistent session it would come back
-/// after every reconnect.
-const MAX_INCOMING: usize = 16 * 1024 * 1024;
+/// Incoming packet size limit of the transport: the MQTT maximum. A packet
+/// over rumqttc's limit breaks the connection, and on a persistent session
+/// it would come back after every reconnect, so the size rule is applied to
+/// the payload instead ([`MAX_MESSAGE_BYTES`]), where it can be refused.
+const MAX_INCOMING: usize = 268_435_455;
+/// First wait before storing a batch again after a failure; doubled per try.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between tries.
+const RETRY_MAX: Duration = Duration::from_secs(15);
+/// Tries of a batch that fails with an error that does not clear by itself,
+/// before it is stored message by message.
+const PERMANENT_TRIES: u32 = 3;
+
+/// What the connection loop hands the consumer, in receipt order.
+enum Incoming {
+    Message(Publish),
+    /// Over [`MAX_MESSAGE_BYTES`]: only what is needed to refuse and
+    /// acknowledge it (its payload is dropped at once).
+    TooLarge {
+        pkid: u16,
+        qos: QoS,
+        topic: String,
+        bytes: usize,
+    },
+}
+
+impl Incoming {
+    fn ack(&self) -> (u16, QoS) {
+        match self {
+            Incoming::Message(p) => (p.pkid, p.qos),
+            Incoming::TooLarge { pkid, qos, .. } => (*pkid, *qos),
+        }
+    }
+}
 
 /// The running subscribers; [`Handle::shutdown`] stops them.
 pub struct Handle {
@@ -134,13 +178,14 @@ async fn run_source(
     mut stop: watch::Receiver<bool>,
 ) {
     let (client, mut events) = AsyncClient::new(options(&src, client_id), REQUESTS);
-    let (tx, rx) = mpsc::channel::<Publish>(CHANNEL);
+    let (tx, rx) = mpsc::channel::<Incoming>(CHANNEL);
     let mut consumer = tokio::spawn(consume(
         rx,
         client.clone(),
         writer,
         live.clone(),
         src.iata_filter.clone(),
+        stop.clone(),
     ));
     let broker = format!("{}:{}", src.host, src.port);
     let mut backoff = MIN_BACKOFF;
@@ -154,6 +199,16 @@ async fn run_source(
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 live.received(now_secs());
+                let p = if p.payload.len() > MAX_MESSAGE_BYTES {
+                    Incoming::TooLarge {
+                        pkid: p.pkid,
+                        qos: p.qos,
+                        topic: p.topic.chars().take(200).collect(),
+                        bytes: p.payload.len(),
+                    }
+                } else {
+                    Incoming::Message(p)
+                };
                 tokio::select! {
                     biased;
                     // A message not handed over is not acknowledged either:
@@ -298,21 +353,47 @@ fn describe(e: &ConnectionError) -> String {
 }
 
 async fn consume(
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<Incoming>,
     client: AsyncClient,
     writer: Arc<Writer>,
     live: SourceHandle,
     iata_filter: Option<Vec<String>>,
+    stop: watch::Receiver<bool>,
 ) {
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<(u16, QoS)>();
     let acker = tokio::spawn(acknowledge(ack_rx, client));
-    let mut batch: Vec<Publish> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Incoming> = Vec::with_capacity(BATCH);
+    let store = Store {
+        writer,
+        live: live.clone(),
+        stop,
+    };
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let now = now_secs();
         let mut sightings = Vec::new();
         let mut statuses = Vec::new();
-        for p in &batch {
-            match parse_message(&p.topic, &p.payload, iata_filter.as_deref()) {
+        for m in &batch {
+            let p = match m {
+                Incoming::Message(p) => p,
+                Incoming::TooLarge { topic, bytes, .. } => {
+                    live.rejected(Reject::TooLarge, 1);
+                    warn_limited(
+                        &format!("mqtt-reject:{}:too_large", live.name()),
+                        &format!(
+                            "MQTT source {}: refused a message of {bytes} bytes on {topic} \
+                             (the limit is {MAX_MESSAGE_BYTES} bytes); acknowledged so it is \
+                             not delivered again",
+                            live.name()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let (parsed, cut) = parse_message(&p.topic, &p.payload, iata_filter.as_deref());
+            for field in cut {
+                live.truncated(field);
+            }
+            match parsed {
                 Parsed::Packet(s) => sightings.push(*s),
                 Parsed::Status(s) => statuses.push(s),
                 Parsed::Ignored(why) => live.ignored(why),
@@ -329,27 +410,16 @@ async fn consume(
                 }
             }
         }
-        if !sightings.is_empty() {
-            let n = sightings.len() as u64;
-            match writer.ingest(sightings, now).await {
-                Ok(r) => live.stored(r.accepted, now),
-                Err(e) => store_failed(&live, n, "packets", &e),
-            }
-        }
-        if !statuses.is_empty() {
-            let n = statuses.len() as u64;
-            match writer
-                .exec(move |conn| apply_status(conn, &statuses, now))
-                .await
-            {
-                Ok(()) => live.status_applied(n),
-                Err(e) => store_failed(&live, n, "status reports", &e),
-            }
+        let stored = store.packets(sightings, now).await && store.statuses(statuses, now).await;
+        if !stored {
+            // Stopping while storing fails: nothing of this batch is
+            // acknowledged, so the broker delivers it again next time.
+            break;
         }
         // In receipt order, as MQTT requires; refused messages too, or the
         // broker would send them again forever.
-        for p in batch.drain(..) {
-            let _ = ack_tx.send((p.pkid, p.qos));
+        for m in batch.drain(..) {
+            let _ = ack_tx.send(m.ack());
         }
     }
     // Hand every acknowledgement to the client before reporting done, so
@@ -357,6 +427,156 @@ async fn consume(
     drop(ack_tx);
     if let Err(e) = acker.await {
         tracing::error!(source = %live.name(), error = %e, "MQTT acknowledgement task failed");
+    }
+}
+
+/// Stores a source's batches, retrying until they are stored or refused.
+struct Store {
+    writer: Arc<Writer>,
+    live: SourceHandle,
+    stop: watch::Receiver<bool>,
+}
+
+impl Store {
+    /// Stores `sightings` (one ingest request); false when the source is
+    /// stopping before they could be stored.
+    async fn packets(&self, sightings: Vec<Sighting>, now: i64) -> bool {
+        if sightings.is_empty() {
+            return true;
+        }
+        let n = sightings.len() as u64;
+        let all = self
+            .until_stored("packets", n, || {
+                let (w, s) = (self.writer.clone(), sightings.clone());
+                async move {
+                    let r = w.ingest(s, now).await?;
+                    Ok(r.accepted)
+                }
+            })
+            .await;
+        match all {
+            Some(Ok(accepted)) => {
+                self.live.stored(accepted, now);
+                true
+            }
+            None => false,
+            // A batch that keeps failing for a reason of its own: store its
+            // messages one by one, so only the bad ones are refused.
+            Some(Err(_)) => {
+                for s in sightings {
+                    let one = self
+                        .until_stored("a packet", 1, || {
+                            let (w, s) = (self.writer.clone(), s.clone());
+                            async move { Ok(w.ingest(vec![s], now).await?.accepted) }
+                        })
+                        .await;
+                    match one {
+                        Some(Ok(accepted)) => self.live.stored(accepted, now),
+                        Some(Err(e)) => self.refuse(1, "packet", &e),
+                        None => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Applies status reports (one transaction); false when stopping first.
+    async fn statuses(&self, statuses: Vec<StatusUpdate>, now: i64) -> bool {
+        if statuses.is_empty() {
+            return true;
+        }
+        let n = statuses.len() as u64;
+        let res = self
+            .until_stored("status reports", n, || {
+                let (w, s) = (self.writer.clone(), statuses.clone());
+                async move {
+                    w.exec(move |conn| apply_status(conn, &s, now)).await?;
+                    Ok(0)
+                }
+            })
+            .await;
+        match res {
+            Some(Ok(_)) => {
+                self.live.status_applied(n);
+                true
+            }
+            Some(Err(e)) => {
+                self.refuse(n, "status reports", &e);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs `attempt` until it succeeds (`Some(Ok)`), fails
+    /// [`PERMANENT_TRIES`] times with an error that does not clear by itself
+    /// (`Some(Err)`), or the source stops (`None`). Transient errors are
+    /// retried for as long as they last, with the source shown as stalled.
+    async fn until_stored<F, Fut>(
+        &self,
+        what: &str,
+        n: u64,
+        attempt: F,
+    ) -> Option<Result<u64, WriteError>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, WriteError>>,
+    {
+        let mut backoff = RETRY_MIN;
+        let mut permanent = 0;
+        let mut stop = self.stop.clone();
+        loop {
+            let error = match attempt().await {
+                Ok(v) => {
+                    self.live.set_stalled(None);
+                    return Some(Ok(v));
+                }
+                Err(e @ WriteError::Stopped(_)) => {
+                    // The writer is gone: nothing can be stored; leave the
+                    // messages unacknowledged.
+                    tracing::error!(source = %self.live.name(), error = %e, "MQTT ingest cannot store any more");
+                    return None;
+                }
+                Err(e) => e,
+            };
+            // A full disk or a lock held elsewhere clears by itself.
+            let transient = matches!(error, WriteError::DiskFull(_) | WriteError::Busy(_));
+            warn_limited(
+                &format!("mqtt-store:{}", self.live.name()),
+                &format!(
+                    "MQTT source {}: could not store {n} {what} ({error}); they stay \
+                     unacknowledged and are tried again in {} ms",
+                    self.live.name(),
+                    backoff.as_millis()
+                ),
+            );
+            if transient {
+                self.live.set_stalled(Some(error.to_string()));
+            } else {
+                permanent += 1;
+                if permanent >= PERMANENT_TRIES {
+                    return Some(Err(error));
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn refuse(&self, n: u64, what: &str, e: &WriteError) {
+        self.live.rejected(Reject::StoreFailed, n);
+        warn_limited(
+            &format!("mqtt-store-refused:{}", self.live.name()),
+            &format!(
+                "MQTT source {}: refused {n} {what} that could not be stored after retries: {e}",
+                self.live.name()
+            ),
+        );
     }
 }
 
@@ -378,21 +598,10 @@ async fn acknowledge(mut rx: mpsc::UnboundedReceiver<(u16, QoS)>, client: AsyncC
     }
 }
 
-fn store_failed(live: &SourceHandle, n: u64, what: &str, e: &WriteError) {
-    live.rejected(Reject::StoreFailed, n);
-    warn_limited(
-        &format!("mqtt-store:{}", live.name()),
-        &format!(
-            "MQTT source {}: could not store {n} {what}, dropped: {e}",
-            live.name()
-        ),
-    );
-}
-
 /// Applies status reports to the observers table in one transaction; an
 /// observer not seen before gets its row. A field the report lacks keeps its
 /// stored value.
-pub fn apply_status(
+pub(crate) fn apply_status(
     conn: &mut Connection,
     updates: &[StatusUpdate],
     now_secs: i64,
@@ -402,32 +611,21 @@ pub fn apply_status(
     for u in updates {
         // An "offline" report (a last will) must not move last_seen forward.
         let seen = (!u.offline).then_some(now_text.as_str());
-        tx.prepare_cached(
-            "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count,
-                model, firmware, battery_mv, uptime_secs, noise_floor)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(id) DO UPDATE SET
-                name = COALESCE(excluded.name, observers.name),
-                iata = COALESCE(excluded.iata, observers.iata),
-                last_seen = COALESCE(excluded.last_seen, observers.last_seen),
-                model = COALESCE(excluded.model, observers.model),
-                firmware = COALESCE(excluded.firmware, observers.firmware),
-                battery_mv = COALESCE(excluded.battery_mv, observers.battery_mv),
-                uptime_secs = COALESCE(excluded.uptime_secs, observers.uptime_secs),
-                noise_floor = COALESCE(excluded.noise_floor, observers.noise_floor)",
-        )?
-        .execute(params![
-            u.observer,
-            u.name,
-            u.iata,
-            now_text,
-            seen,
-            u.model,
-            u.firmware,
-            u.battery_mv,
-            u.uptime_secs,
-            u.noise_floor
-        ])?;
+        crate::ingest::upsert_observer(
+            &tx,
+            &crate::ingest::ObserverUpdate {
+                id: &u.observer,
+                name: u.name.as_deref(),
+                iata: u.iata.as_deref(),
+                seen_at: seen,
+                model: u.model.as_deref(),
+                firmware: u.firmware.as_deref(),
+                battery_mv: u.battery_mv,
+                uptime_secs: u.uptime_secs,
+                noise_floor: u.noise_floor,
+            },
+            &now_text,
+        )?;
     }
     tx.commit()?;
     Ok(())

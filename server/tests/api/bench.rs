@@ -1,22 +1,37 @@
-//! The benchmark's smoke mode: every field of the JSON contract is present
-//! and the correctness check passed for every strategy. No timing assertions.
+//! The benchmark's smoke mode (`meshscope bench --smoke`): every field of
+//! the JSON contract is present and the correctness check passed for every
+//! strategy. No timing assertions.
 
-use meshscope::bench::{self, BenchOptions};
 use serde_json::Value;
 
 #[test]
 fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
     let _heavy = crate::helpers::HEAVY.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
-    let (report, path) = bench::run(&BenchOptions {
-        scale: 1,
-        smoke: true,
-        herd: true,
-        out: dir.path().join("results"),
-        cache: dir.path().join("cache"),
-    })
-    .unwrap();
-    assert!(bench::render(&report).contains("meshscope"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshscope"))
+        .args(["bench", "--smoke", "--herd", "--scale", "1", "--out"])
+        .arg(dir.path().join("results"))
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run meshscope bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("meshscope") && stdout.contains("durability"),
+        "{stdout}"
+    );
+    let path = std::path::PathBuf::from(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("results: "))
+            .unwrap_or_else(|| panic!("no results line in {stdout}")),
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     for k in [
         "scale",
@@ -74,6 +89,23 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
     assert_eq!(herd["clients"], 500);
     assert!(herd["requests"].as_u64().unwrap() > 0);
     assert!(herd["statusDbReads"].as_u64().unwrap() >= 1);
+    // Both durability modes measured side by side, with no errors.
+    let modes: Vec<&str> = v["durability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["normal", "full"]);
+    for d in v["durability"].as_array().unwrap() {
+        assert!(d["burstSightingsPerSec"].as_f64().unwrap() > 0.0, "{d}");
+        assert!(
+            d["burst"]["p99Ms"].is_number() && d["trickle"]["n"].as_u64().unwrap() > 0,
+            "{d}"
+        );
+        assert_eq!(d["errors"], 0, "{d}");
+    }
+    assert!(v["durabilityDefault"].is_string());
     let svg = path
         .with_file_name(path.file_stem().unwrap().to_string_lossy().to_string() + "-ingest.svg");
     let svg = std::fs::read_to_string(svg).unwrap();

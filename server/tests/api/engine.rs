@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use meshscope::config::{ServeArgs, ServeConfig};
 use meshscope::migrate::{
-    from_pubkey::FromPubkeyBackfill, last_seen::TxLastSeenBackfill, ControlOp, EngineConfig,
-    Migration, MigrationError, Progress,
+    from_pubkey::FromPubkeyBackfill, last_seen::TxLastSeenBackfill, EngineConfig, Migration,
+    MigrationError, Progress,
 };
-use meshscope::seed::{self, SeedOptions};
 use meshscope::serve::{self, Parts};
 use rusqlite::Connection;
-use shared::migration::{MigrationRecord, MigrationStatus};
+use shared::migration::{Control as ControlOp, MigrationRecord, MigrationStatus};
 
 pub struct Harness {
     pub parts: Parts,
@@ -21,21 +20,37 @@ pub struct Harness {
     pub _dir: tempfile::TempDir,
 }
 
-/// A legacy (pre-backfill) file with `n` transmissions.
+/// A legacy (pre-backfill) file with `n` transmissions, written by
+/// `meshscope seed --legacy` (the same every time for the same arguments).
 pub fn legacy_file(dir: &std::path::Path, n: u64, obs_per_tx: u32) -> std::path::PathBuf {
     let db = dir.join("legacy.db");
-    seed::run(&SeedOptions {
-        db: db.clone(),
-        transmissions: n,
-        obs_per_tx,
-        observers: 20,
-        legacy: true,
-        rng_seed: 3,
-        force: false,
-        end_unix: Some(1_800_000_000),
-        progress: false,
-    })
-    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshscope"))
+        .args([
+            "seed",
+            "--legacy",
+            "--observers",
+            "20",
+            "--rng-seed",
+            "3",
+            "--end",
+            "1800000000",
+        ])
+        .args([
+            "--transmissions",
+            &n.to_string(),
+            "--obs-per-tx",
+            &obs_per_tx.to_string(),
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run meshscope seed");
+    assert!(
+        out.status.success(),
+        "meshscope seed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     db
 }
 
@@ -101,7 +116,9 @@ impl Harness {
     }
 
     pub async fn wait_status(&self, name: &str, st: &str) -> MigrationRecord {
-        self.wait_for(name, st, |r| r.status == st).await
+        let want = MigrationStatus::from_stored(st);
+        assert_ne!(want, MigrationStatus::Unknown, "{st} is a stored status");
+        self.wait_for(name, st, |r| r.status == want).await
     }
 
     pub async fn control(
@@ -115,6 +132,26 @@ impl Harness {
             .with_engine(move |c, e| e.control(c, &name, op).map_err(|e| e.to_string()))
             .await
             .unwrap()
+    }
+
+    /// Waits until the engine has no work left to do: the positive
+    /// condition after which "nothing else happened" can be checked
+    /// (instead of sleeping and hoping long enough).
+    pub async fn idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let idle = self
+                .parts
+                .writer
+                .with_engine(|_, e| e.next_due().is_none())
+                .await
+                .unwrap();
+            if idle {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the engine never went idle");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub fn sql(&self) -> Connection {
@@ -204,7 +241,7 @@ async fn last_chunk_filling_the_batch_reports_completion_once() {
     with_observer(&h, obs).await;
     h.parts.start_migrations().await.unwrap();
     h.wait_status(LS, "done").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.idle().await;
     let ev = events.lock().unwrap().clone();
     let complete: Vec<_> = ev
         .iter()
@@ -231,9 +268,9 @@ async fn cancel_mid_run_keeps_committed_chunks_and_is_not_done() {
     let info = h.control(LS, ControlOp::Cancel).await.unwrap();
     assert_eq!(info.status, MigrationStatus::Cancelled);
     assert!(info.ended_at.is_some());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.idle().await;
     let r = h.record(LS);
-    assert_eq!(r.status, "cancelled");
+    assert_eq!(r.status, MigrationStatus::Cancelled);
     let stored: (String, i64) = h
         .sql()
         .query_row(
@@ -283,7 +320,10 @@ async fn retry_resets_progress_and_counts_an_attempt() {
     let info = h.control(LS, ControlOp::Retry).await.unwrap();
     assert_eq!(info.status, MigrationStatus::Pending);
     assert_eq!((info.rows_processed, info.rows_total), (0, 0));
-    assert!(info.error.is_none() && info.started_at.is_none() && info.last_update_at.is_none());
+    assert!(info.error.is_none() && info.last_update_at.is_none());
+    // Registered again now (CoreScope's NOT NULL started_at), not started.
+    assert!(info.started_at.is_some());
+    assert_eq!(info.elapsed_sec, 0.0);
     let cursor: Option<i64> = h
         .sql()
         .query_row(
@@ -323,16 +363,23 @@ async fn pause_and_resume_continue_from_the_cursor() {
         vec![Arc::new(TxLastSeenBackfill)],
     );
     h.parts.start_migrations().await.unwrap();
-    h.wait_for(LS, "progress", |r| r.rows_processed >= 800)
+    let running = h
+        .wait_for(LS, "progress", |r| r.rows_processed >= 800)
         .await;
+    // Positive control: while running, the count moves.
+    h.wait_for(LS, "more progress", |r| {
+        r.rows_processed > running.rows_processed
+    })
+    .await;
     let paused = h.control(LS, ControlOp::Pause).await.unwrap();
     assert_eq!(paused.status, MigrationStatus::Paused);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.idle().await;
     let still = h.record(LS);
     assert_eq!(
         still.rows_processed, paused.rows_processed,
         "no work while paused"
     );
+    assert!(still.rows_processed < 8_000, "paused before the end");
     assert!(h.control(LS, ControlOp::Pause).await.is_err());
     h.control(LS, ControlOp::Resume).await.unwrap();
     let done = h.wait_status(LS, "done").await;
@@ -607,10 +654,10 @@ async fn boot_rules_done_never_reruns_and_running_resumes_from_cursor() {
         "no redo below the cursor"
     );
     assert_eq!(h.count("SELECT COUNT(*) FROM transmissions WHERE id > 1000 AND last_seen = 0 AND id IN (SELECT transmission_id FROM observations)"), 0);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.idle().await;
     assert_eq!(
         h.record(meshscope::migrate::from_pubkey::NAME).status,
-        "done"
+        MigrationStatus::Done
     );
     assert_eq!(
         h.count("SELECT COUNT(*) FROM transmissions WHERE from_pubkey IS NOT NULL"),
@@ -657,10 +704,11 @@ async fn corescope_bookkeeping_is_upgraded_and_a_failed_backfill_retried() {
             assert!(r.error.is_none());
             assert_eq!(h.count("SELECT last_seen FROM transmissions"), 1735689700);
         } else {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            h.idle().await;
             let r = h.record(LS);
             assert_eq!(
-                r.status, "failed",
+                r.status,
+                MigrationStatus::Failed,
                 "waits for an explicit retry after 3 attempts"
             );
             assert_eq!(r.error.as_deref(), Some("database is locked"));

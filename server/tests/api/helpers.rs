@@ -57,6 +57,9 @@ pub struct Options {
     pub engine: Option<meshscope::migrate::EngineConfig>,
     /// MQTT brokers to ingest from, started like `serve` does.
     pub mqtt: Vec<MqttSource>,
+    /// The database file, when it must live somewhere special (a small
+    /// filesystem); by default a file in the app's temp folder.
+    pub db_path: Option<PathBuf>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -70,7 +73,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
 pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     init_log();
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("test.db");
+    let db = opts.db_path.unwrap_or_else(|| dir.path().join("test.db"));
     if let Some(prepare) = opts.prepare {
         prepare(&db);
     }
@@ -80,8 +83,7 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
         api_key: opts.api_key,
         ..Default::default()
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     cfg.mqtt = opts.mqtt;
     if let Some(engine) = opts.engine {
         cfg.engine = engine;
@@ -182,4 +184,18 @@ pub fn advert_payload(key: u8) -> Vec<u8> {
     let mut p = vec![key; 32];
     p.extend_from_slice(b"\x01\x02\x03\x04advert-body");
     p
+}
+
+/// The base URL a `meshscope serve` child prints on its first stdout line
+/// (started with `--listen 127.0.0.1:0` and a piped stdout).
+pub fn listening_base(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    line.trim()
+        .strip_prefix("meshscope listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
 }

@@ -5,30 +5,19 @@ use serde_json::json;
 
 use crate::helpers::{packet, spawn_with, try_spawn, Options};
 
-/// A CoreScope-era file: no `last_seen`, `user_version` 0, an extra column
-/// meshscope does not know, and the 5-column `_async_migrations`.
+/// An older CoreScope file, from CoreScope's own DDL: no `last_seen`,
+/// `user_version` 0, columns meshscope does not know (`radio`,
+/// `channel_hash`), and the 5-column `_async_migrations`.
 pub fn write_corescope_file(path: &std::path::Path) {
     let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(crate::corescope::DDL_BASE).unwrap();
     c.execute_batch(
-        "CREATE TABLE transmissions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, raw_hex TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
-            first_seen TEXT NOT NULL, route_type INTEGER, payload_type INTEGER,
-            payload_version INTEGER, decoded_json TEXT, from_pubkey TEXT,
-            created_at TEXT DEFAULT (datetime('now')), channel_hash TEXT);
-         CREATE TABLE observers (id TEXT PRIMARY KEY, name TEXT, iata TEXT, last_seen TEXT,
-            first_seen TEXT, packet_count INTEGER DEFAULT 0, radio TEXT);
-         CREATE TABLE observations (id INTEGER PRIMARY KEY AUTOINCREMENT,
-            transmission_id INTEGER NOT NULL REFERENCES transmissions(id), observer_idx INTEGER,
-            direction TEXT, snr REAL, rssi REAL, score INTEGER, path_json TEXT,
-            timestamp INTEGER NOT NULL);
-         CREATE INDEX idx_obs_txid ON observations(transmission_id);
-         CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
-            started_at TEXT, ended_at TEXT, error TEXT);
+        "ALTER TABLE transmissions ADD COLUMN channel_hash TEXT DEFAULT NULL;
          INSERT INTO _async_migrations VALUES ('some_other_migration', 'done',
-            '2025-01-01T00:00:00Z', '2025-01-01T00:01:00Z', NULL);
+            '2025-01-01 00:00:00', '2025-01-01 00:01:00', NULL);
          INSERT INTO observers (id, name, iata, radio) VALUES ('aa01', 'Old Observer', 'SEA', '915MHz');
          INSERT INTO transmissions (raw_hex, hash, first_seen, payload_type, channel_hash)
-            VALUES ('0500', 'feedfacefeedface', '2025-01-01T00:00:00.000Z', 1, 'ch1');
+            VALUES ('0500', 'feedfacefeedface', '2025-01-01T00:00:00Z', 1, 'ch1');
          INSERT INTO observations (transmission_id, observer_idx, timestamp, path_json)
             VALUES (1, 1, 1735689600, '[]'), (1, 1, 1735689700, '[\"AB\"]');",
     )

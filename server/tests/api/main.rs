@@ -5,9 +5,11 @@
 
 mod bench;
 mod cli;
+mod corescope;
 mod crash;
 mod engine;
 mod fairness;
+mod faults;
 mod helpers;
 mod ingest;
 mod legacy;

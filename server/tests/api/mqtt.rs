@@ -6,7 +6,6 @@
 //! install it (`cargo xtask setup` does).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +58,8 @@ fn mosquitto_bin() -> PathBuf {
     )
 }
 
+/// A port that was free a moment ago. Another process may take it before
+/// mosquitto binds it; [`Broker::start`] then tries another.
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -77,11 +78,27 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker on a free port: if the port is taken between choosing it
+    /// and mosquitto binding it, another is tried.
     pub fn start() -> Broker {
-        Broker::start_on(free_port())
+        for _ in 0..4 {
+            let mut b = Broker::configure(free_port());
+            if b.try_spawn().is_ok() {
+                return b;
+            }
+        }
+        let mut b = Broker::configure(free_port());
+        b.spawn();
+        b
     }
 
     pub fn start_on(port: u16) -> Broker {
+        let mut b = Broker::configure(port);
+        b.spawn();
+        b
+    }
+
+    fn configure(port: u16) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
@@ -102,13 +119,11 @@ impl Broker {
             conf.push_str("user root\n");
         }
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
-        let mut b = Broker {
+        Broker {
             child: None,
             port,
             dir,
-        };
-        b.spawn();
-        b
+        }
     }
 
     fn log(&self) -> String {
@@ -116,6 +131,13 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts mosquitto and waits until it listens; the error says why not.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let child = Command::new(mosquitto_bin())
             .arg("-c")
             .arg(self.dir.path().join("mosquitto.conf"))
@@ -126,18 +148,20 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("mosquitto exited with {st}:\n{}", self.log());
+                self.child = None;
+                return Err(format!("mosquitto exited with {st}:\n{}", self.log()));
             }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {}:\n{}",
-                self.port,
-                self.log()
-            );
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "mosquitto did not listen on {}:\n{}",
+                    self.port,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -209,6 +233,8 @@ impl Publisher {
         );
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
+        // Large enough for the oversized-message tests.
+        o.set_max_packet_size(64 * 1024 * 1024, 64 * 1024 * 1024);
         let (client, mut events) = AsyncClient::new(o, 1000);
         let acked = Arc::new(AtomicU64::new(0));
         let counter = acked.clone();
@@ -317,7 +343,7 @@ fn observation(
 async fn packets_from_three_observers_in_two_regions_land_with_their_fields() {
     let broker = Broker::start();
     let app = app_with_broker(&broker).await;
-    let t0 = meshscope::api::now_secs();
+    let t0 = meshscope::clock::now_secs();
 
     // One text message heard by two SEA observers over different paths, an
     // advert heard in PDX, and a PDX packet published under a wrong region
@@ -408,7 +434,7 @@ async fn packets_from_three_observers_in_two_regions_land_with_their_fields() {
     assert_eq!(l["messages"], 4);
     assert_eq!(l["rejected"], 0);
     let last = l["lastMessageUnix"].as_i64().unwrap();
-    assert!(last >= t0 && last <= meshscope::api::now_secs(), "{l}");
+    assert!(last >= t0 && last <= meshscope::clock::now_secs(), "{l}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,7 +455,7 @@ async fn status_message_updates_the_observer() {
     let last_message = before["lastMessageUnix"].as_i64().unwrap();
     // Let the clock tick so a receipt without a packet shows.
     eventually!("the next second", 3, {
-        (meshscope::api::now_secs() > last_message).then_some(())
+        (meshscope::clock::now_secs() > last_message).then_some(())
     });
 
     p.send(
@@ -754,7 +780,7 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
     });
     assert!(l["lastReceiptUnix"].is_null() && l["messages"] == 0, "{l}");
     assert_eq!(
-        banner(&l, meshscope::api::now_secs()),
+        banner(&l, meshscope::clock::now_secs()),
         ["No packets from local yet"]
     );
     wait_subscribed(&app).await;
@@ -771,7 +797,7 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
         let l = liveness(&app).await;
         (l["messages"] == 1 && l["rejected"] == 1).then_some(l)
     });
-    let now = meshscope::api::now_secs();
+    let now = meshscope::clock::now_secs();
     let last = l["lastMessageUnix"].as_i64().unwrap();
     assert!(l["lastReceiptUnix"].as_i64().unwrap() >= last);
     assert!(banner(&l, now).is_empty(), "{l}");
@@ -801,15 +827,7 @@ fn start_serve(db: &Path, mqtt_url: &str) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start meshscope serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("meshscope listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let base = crate::helpers::listening_base(&mut child);
     (child, base)
 }
 
@@ -1038,4 +1056,160 @@ async fn sigterm_while_the_broker_is_unreachable_exits_promptly() {
         "took {:?} to stop",
         t.elapsed()
     );
+}
+
+/// A write lock held by another process for 14 s (past the writer's 5 s
+/// busy timeout, twice) while 100 QoS 1 messages arrive: none is
+/// acknowledged before it is stored, the source shows as stalled with the
+/// error meanwhile, and all 100 are stored once the lock goes. An HTTP
+/// ingest sent first is refused with 503 and `Retry-After`, storing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_held_elsewhere_delays_but_never_drops_acknowledged_messages() {
+    let broker = Broker::start();
+    let app = app_with_broker(&broker).await;
+    // The (empty) migrations first, so only ingest meets the lock.
+    eventually!("migrations to finish", 10, {
+        let (_, h) = app.get("/api/healthz").await;
+        (h["async_migrations_running"] == false).then_some(())
+    });
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let db = app.db.clone();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(14));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    // First in the writer's queue: refused after one busy timeout (5 s).
+    let http = {
+        let (client, url) = (app.client.clone(), app.url("/api/ingest"));
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(
+                    json!({"observer": "ab02", "raw": packet(2, &[], b"http during the lock")})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry, r.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = Publisher::connect(broker.port);
+    let mut hashes = Vec::new();
+    for i in 0..100 {
+        let raw = packet(2, &[], format!("held behind a lock {i}").as_bytes());
+        hashes.push(hash_of(&raw));
+        p.send(&topic("SEA", "ab01"), json!({"raw": raw}).to_string())
+            .await;
+    }
+    p.flush().await;
+    // While the lock is held: stalled, with the error, in healthz.
+    let stalled = eventually!("the source to show as stalled", 20, {
+        let l = liveness(&app).await;
+        l["stalled"].as_str().map(str::to_string)
+    });
+    assert!(stalled.contains("locked"), "{stalled}");
+    assert!(!holder.is_finished(), "stalled while the lock was held");
+    let (s, retry, body) = http.await.unwrap();
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("2"));
+    assert!(
+        body["error"].as_str().unwrap().contains("write lock"),
+        "{body}"
+    );
+    holder.join().unwrap();
+    eventually!("all 100 messages stored", 60, {
+        let n = app.count("SELECT COUNT(*) FROM observations");
+        (n >= 100).then_some(())
+    });
+    for h in &hashes {
+        let n = app.count(&format!(
+            "SELECT COUNT(*) FROM transmissions WHERE hash = '{h}'"
+        ));
+        assert_eq!(n, 1, "{h} stored once");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM observations"),
+        100,
+        "nothing from the refused HTTP request"
+    );
+    let c = app.liveness.counters("local").unwrap();
+    assert_eq!(c.stored, 100);
+    assert_eq!(c.rejected_total(), 0, "{:?}", c.rejected);
+    eventually!("the stall to clear", 10, {
+        let l = liveness(&app).await;
+        l.get("stalled").is_none().then_some(())
+    });
+    assert_eq!(c.connects, 1, "the source never disconnected");
+}
+
+/// A 20 MiB message is refused unparsed, counted as `too_large` and
+/// acknowledged: the five valid messages behind it are stored within
+/// seconds, and the source stays connected (no redelivery loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_refused_acknowledged_and_does_not_block_the_source() {
+    let broker = Broker::start();
+    let app = app_with_broker(&broker).await;
+    let mut p = Publisher::connect(broker.port);
+    let huge = vec![b'{'; 20 * 1024 * 1024];
+    p.send(&topic("SEA", "ab01"), huge).await;
+    let mut hashes = Vec::new();
+    for i in 0..5 {
+        let raw = packet(2, &[], format!("behind the big one {i}").as_bytes());
+        hashes.push(hash_of(&raw));
+        p.send(&topic("SEA", "ab01"), json!({"raw": raw}).to_string())
+            .await;
+    }
+    p.flush().await;
+    eventually!("the five valid messages", 10, {
+        let n = app.count("SELECT COUNT(*) FROM transmissions");
+        (n == 5).then_some(())
+    });
+    let c = app.liveness.counters("local").unwrap();
+    assert_eq!(c.rejected.get("too_large"), Some(&1), "{:?}", c.rejected);
+    assert_eq!(c.stored, 5);
+    assert!(c.connected);
+    assert_eq!(c.connects, 1, "the source never disconnected");
+    // Acknowledged: a restart of meshscope's session does not bring it back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.liveness.counters("local").unwrap().received, 6);
+}
+
+/// A status report with a 200 KB `origin` is stored with the name cut to
+/// the documented length, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_origin_is_capped_and_counted() {
+    let broker = Broker::start();
+    let app = app_with_broker(&broker).await;
+    let mut p = Publisher::connect(broker.port);
+    let origin = "x".repeat(200 * 1024);
+    p.send(
+        "meshcore/SEA/aa01/status",
+        json!({"origin": origin, "model": "T-Beam"}).to_string(),
+    )
+    .await;
+    p.flush().await;
+    let name: String = eventually!("the status report", 10, {
+        app.sql()
+            .query_row("SELECT name FROM observers WHERE id = 'aa01'", [], |r| {
+                r.get(0)
+            })
+            .ok()
+    });
+    assert_eq!(name.len(), meshscope::mqtt::payload::MAX_TEXT_CHARS);
+    let c = app.liveness.counters("local").unwrap();
+    assert_eq!(c.truncated.get("origin"), Some(&1));
+    let (_, list) = app.get("/api/observers").await;
+    let served = list.to_string();
+    assert!(served.len() < 10_000, "{} bytes", served.len());
 }

@@ -199,7 +199,8 @@ async fn a_status_read_failure_fails_closed_and_is_not_cached() {
 async fn a_herd_on_an_expired_cache_causes_one_database_read() {
     let app = legacy_app(500, EngineConfig::default(), None, true).await;
     app.get("/api/healthz").await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await; // let the cache expire
+    // Let the cache expire (its TTL, and a margin for a loaded machine).
+    tokio::time::sleep(meshscope::status::DEFAULT_TTL + Duration::from_millis(200)).await;
     let before = app.status.db_reads();
     let calls = (0..200).map(|_| {
         let client = app.client.clone();
@@ -465,5 +466,55 @@ async fn metrics_expose_migrations_ingest_and_http() {
         "meshscope_http_request_duration_seconds_bucket{route=\"/api/stats\"",
     ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+}
+
+/// The server applies exactly the shared rule (`Control::applies_to`, which
+/// the dashboard uses to enable its buttons): for every stored status and
+/// every control, 200 when the rule allows it and 409 when it refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_accepts_a_control_exactly_when_the_shared_rule_does() {
+    use shared::migration::{Control, MigrationStatus};
+    let statuses = [
+        ("pending_async", None),
+        ("running", Some(10)),
+        ("paused", Some(10)),
+        ("done", Some(10)),
+        // At the attempt limit, so boot does not retry it by itself.
+        ("failed", Some(10)),
+        ("cancelled", Some(10)),
+    ];
+    for (stored, cursor) in statuses {
+        let status = MigrationStatus::from_stored(stored);
+        for op in Control::ALL {
+            let app = spawn_with(Options {
+                api_key: Some("operator-key-1".into()),
+                hold_migrations: true,
+                prepare: Some(Box::new(move |p| {
+                    let c = meshscope::db::open_writer(p).unwrap();
+                    c.execute(
+                        "INSERT INTO _async_migrations (name, status, started_at, cursor, attempts)
+                         VALUES (?1, ?2, '2026-01-01T00:00:00.000Z', ?3, 3)",
+                        rusqlite::params![LS, stored, cursor],
+                    )
+                    .unwrap();
+                })),
+                migrations: Some(vec![std::sync::Arc::new(
+                    meshscope::migrate::last_seen::TxLastSeenBackfill,
+                )]),
+                ..Default::default()
+            })
+            .await;
+            let (_, h) = app.get("/api/healthz").await;
+            assert_eq!(find(&h["async_migrations"], LS)["status"], status.as_str());
+            let (s, body) = post(
+                &app,
+                &format!("/api/migrations/{LS}/{}", op.action()),
+                Some("operator-key-1"),
+            )
+            .await;
+            let want = if op.applies_to(status) { 200 } else { 409 };
+            assert_eq!(s, want, "{} on {stored}: {body}", op.action());
+        }
     }
 }

@@ -22,12 +22,12 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::config::{ServeArgs, ServeConfig};
-use crate::migrate::{last_seen, EngineConfig};
-use crate::seed::{self, SeedOptions};
-use crate::serve;
+use super::seed::{self, SeedOptions};
+use meshscope::config::{ServeArgs, ServeConfig};
+use meshscope::migrate::{last_seen, EngineConfig};
+use meshscope::serve;
 
-pub const READ_ENDPOINTS: [&str; 3] = ["/api/packets", "/api/stats", "/api/healthz"];
+pub(crate) const READ_ENDPOINTS: [&str; 3] = ["/api/packets", "/api/stats", "/api/healthz"];
 const READ_URLS: [&str; 3] = ["/api/packets?limit=50", "/api/stats", "/api/healthz"];
 /// Reader clients per endpoint, each looping with a short pause.
 const CLIENTS_PER_ENDPOINT: usize = 2;
@@ -39,22 +39,22 @@ const FIXED_CHUNK: i64 = 5_000;
 const FIXED_SLEEP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
-    pub scale: u32,
-    pub smoke: bool,
-    pub herd: bool,
-    pub out: PathBuf,
-    pub cache: PathBuf,
+pub(crate) struct BenchOptions {
+    pub(crate) scale: u32,
+    pub(crate) smoke: bool,
+    pub(crate) herd: bool,
+    pub(crate) out: PathBuf,
+    pub(crate) cache: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub n: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct Summary {
+    pub(crate) n: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Summary {
@@ -73,7 +73,7 @@ impl Summary {
                 max_ms: 0.0,
             };
         }
-        let [p50_ms, p95_ms, p99_ms, max_ms] = crate::api::perf::quantiles_ms(&h);
+        let [p50_ms, p95_ms, p99_ms, max_ms] = meshscope::api::perf::quantiles_ms(&h);
         Summary {
             n: h.len(),
             p50_ms,
@@ -86,50 +86,67 @@ impl Summary {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StrategyResult {
-    pub name: String,
-    pub backfill_wall_sec: Option<f64>,
-    pub wall_ratio_to_naive: Option<f64>,
-    pub rows_updated: i64,
-    pub correct: bool,
-    pub orphans_touched: i64,
-    pub wal_peak_bytes: u64,
-    pub ingest: Summary,
-    pub ingest_errors: u64,
-    pub readers: BTreeMap<String, Summary>,
-    pub reader_p99_ratio_to_idle: BTreeMap<String, f64>,
-    pub reader_errors: u64,
+pub(crate) struct StrategyResult {
+    pub(crate) name: String,
+    pub(crate) backfill_wall_sec: Option<f64>,
+    pub(crate) wall_ratio_to_naive: Option<f64>,
+    pub(crate) rows_updated: i64,
+    pub(crate) correct: bool,
+    pub(crate) orphans_touched: i64,
+    pub(crate) wal_peak_bytes: u64,
+    pub(crate) ingest: Summary,
+    pub(crate) ingest_errors: u64,
+    pub(crate) readers: BTreeMap<String, Summary>,
+    pub(crate) reader_p99_ratio_to_idle: BTreeMap<String, f64>,
+    pub(crate) reader_errors: u64,
     /// (seconds since the window opened, latency ms) of every ingest request.
     #[serde(skip)]
-    pub ingest_timeline: Vec<(f64, f64)>,
+    pub(crate) ingest_timeline: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HerdResult {
-    pub clients: usize,
-    pub seconds: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    pub status_db_reads: u64,
-    pub status_db_reads_per_ttl: f64,
+pub(crate) struct HerdResult {
+    pub(crate) clients: usize,
+    pub(crate) seconds: f64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) status_db_reads: u64,
+    pub(crate) status_db_reads_per_ttl: f64,
+}
+
+/// Ingest with one `--durability` mode, on an empty file, no backfill.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DurabilityResult {
+    pub(crate) mode: String,
+    /// Closed loop: [`BURST_CLIENTS`] clients posting [`BURST_ITEMS`]
+    /// sightings per request, back to back.
+    pub(crate) burst_sightings_per_sec: f64,
+    pub(crate) burst: Summary,
+    /// Open loop: one single-sighting request every 20 ms (the strategies' ingest).
+    pub(crate) trickle: Summary,
+    pub(crate) errors: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Report {
-    pub scale: u32,
-    pub smoke: bool,
-    pub transmissions: i64,
-    pub observations: i64,
-    pub sqlite_version: String,
-    pub machine_cores: usize,
-    pub strategies: Vec<StrategyResult>,
+pub(crate) struct Report {
+    pub(crate) scale: u32,
+    pub(crate) smoke: bool,
+    pub(crate) transmissions: i64,
+    pub(crate) observations: i64,
+    pub(crate) sqlite_version: String,
+    pub(crate) machine_cores: usize,
+    pub(crate) strategies: Vec<StrategyResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub herd: Option<HerdResult>,
+    pub(crate) herd: Option<HerdResult>,
+    /// The default durability the strategies ran with.
+    pub(crate) durability_default: String,
+    pub(crate) durability: Vec<DurabilityResult>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -270,7 +287,7 @@ async fn load(base: String, stop: Arc<AtomicBool>, seq: Arc<AtomicU64>) -> Sampl
         let n = seq.fetch_add(1, Ordering::Relaxed);
         let mut payload = n.to_le_bytes().to_vec();
         payload.extend_from_slice(b"meshscope bench ingest probe");
-        let raw = hex::encode(crate::decoder::encode(1, 2, 0, None, 1, &[], &payload));
+        let raw = hex::encode(meshscope::decoder::encode(1, 2, 0, None, 1, &[], &payload));
         let body = serde_json::json!({"observer": "be7c40", "raw": raw, "snr": 5.5});
         let (client, url) = (client.clone(), format!("{base}/api/ingest"));
         ingest.push(tokio::spawn(async move {
@@ -324,15 +341,14 @@ fn start_server(db: &Path, kind: Kind) -> anyhow::Result<Server> {
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(PathBuf::from("nonexistent-dist")),
         ..Default::default()
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     cfg.engine = engine_defaults();
-    let migrations: Vec<Arc<dyn crate::migrate::Migration>> = match kind {
+    let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = match kind {
         Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
         _ => vec![],
     };
     let parts = serve::build_with(&cfg, migrations)?;
-    let router = crate::api::app(parts.state.clone());
+    let router = meshscope::api::app(parts.state.clone());
     let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
     rt.spawn(async move {
@@ -490,11 +506,10 @@ fn run_herd(
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(PathBuf::from("nonexistent-dist")),
         ..Default::default()
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     cfg.engine.duty = 0.02;
     let parts = serve::build_with(&cfg, vec![Arc::new(last_seen::TxLastSeenBackfill)])?;
-    let router = crate::api::app(parts.state.clone());
+    let router = meshscope::api::app(parts.state.clone());
     let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
     let url = format!("http://{}/api/healthz", listener.local_addr()?);
     rt.spawn(async move {
@@ -544,7 +559,7 @@ fn run_herd(
         .live
         .snapshot()
         .get(last_seen::NAME)
-        .is_some_and(|r| r.status == "running");
+        .is_some_and(|r| r.status == shared::migration::MigrationStatus::Running);
     if !still_running {
         eprintln!("bench: warning: the backfill finished before the herd did");
     }
@@ -571,12 +586,125 @@ fn run_herd(
         // A run of S seconds touches floor(S / TTL) + 1 cache windows (the
         // cold read at the start, then one per expiry): at most one read each.
         status_db_reads_per_ttl: reads as f64
-            / ((seconds / crate::status::DEFAULT_TTL.as_secs_f64()).floor() + 1.0),
+            / ((seconds / meshscope::status::DEFAULT_TTL.as_secs_f64()).floor() + 1.0),
+    })
+}
+
+/// Concurrent clients of the durability burst.
+const BURST_CLIENTS: usize = 16;
+/// Sightings per burst request.
+const BURST_ITEMS: usize = 10;
+
+/// Ingest throughput and latency with `mode`, on a fresh empty file.
+fn run_durability(
+    mode: meshscope::db::Durability,
+    work: &Path,
+    seconds: f64,
+    client_rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<DurabilityResult> {
+    std::fs::create_dir_all(work)?;
+    let db = work.join(format!("durability-{}.db", mode.as_str()));
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut cfg = ServeConfig::resolve(ServeArgs {
+        db: Some(db.clone()),
+        listen: Some("127.0.0.1:0".parse()?),
+        dist: Some(PathBuf::from("nonexistent-dist")),
+        durability: Some(mode),
+        ..Default::default()
+    })?;
+    cfg.engine = engine_defaults();
+    let parts = serve::build_with(&cfg, vec![])?;
+    let router = meshscope::api::app(parts.state.clone());
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
+    let url = format!("http://{}/api/ingest", listener.local_addr()?);
+    rt.spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dur = Duration::from_secs_f64(seconds);
+    let seq = Arc::new(AtomicU64::new(
+        u64::from(mode == meshscope::db::Durability::Full) << 40,
+    ));
+    let body = move |seq: &AtomicU64, items: usize| {
+        let list: Vec<serde_json::Value> = (0..items)
+            .map(|_| {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let mut payload = n.to_le_bytes().to_vec();
+                payload.extend_from_slice(b"durability probe");
+                let raw = hex::encode(meshscope::decoder::encode(1, 2, 0, None, 1, &[], &payload));
+                serde_json::json!({"observer": "d0ab1e", "raw": raw})
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    };
+    let (burst, trickle, errors) = client_rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let end = Instant::now() + dur;
+        let burst: Vec<_> = (0..BURST_CLIENTS)
+            .map(|_| {
+                let (client, url, seq) = (client.clone(), url.clone(), seq.clone());
+                tokio::spawn(async move {
+                    let (mut lat, mut errors) = (Vec::new(), 0u64);
+                    while Instant::now() < end {
+                        let b = body(&seq, BURST_ITEMS);
+                        let t = Instant::now();
+                        match client.post(&url).json(&b).send().await {
+                            Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
+                            _ => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+            })
+            .collect();
+        let (mut burst_lat, mut errors) = (Vec::new(), 0);
+        for t in burst {
+            if let Ok((l, e)) = t.await {
+                burst_lat.extend(l);
+                errors += e;
+            }
+        }
+        // Then the trickle, alone.
+        let mut tick = tokio::time::interval(INGEST_EVERY);
+        let end = Instant::now() + dur;
+        let mut trickle = Vec::new();
+        while Instant::now() < end {
+            tick.tick().await;
+            let b = body(&seq, 1);
+            let t = Instant::now();
+            match client.post(&url).json(&b).send().await {
+                Ok(r) if r.status().is_success() => trickle.push(t.elapsed()),
+                _ => errors += 1,
+            }
+        }
+        (burst_lat, trickle, errors)
+    });
+    parts.writer.shutdown();
+    drop(rt);
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let b = Summary::of(&burst);
+    Ok(DurabilityResult {
+        mode: mode.as_str().to_string(),
+        burst_sightings_per_sec: round2(b.n as f64 * BURST_ITEMS as f64 / seconds),
+        burst: b,
+        trickle: Summary::of(&trickle),
+        errors,
     })
 }
 
 /// Runs the whole benchmark for one scale and writes JSON + SVG into `out`.
-pub fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
+pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
     if opts.scale == 0 {
         bail!("--scale must be at least 1");
     }
@@ -643,6 +771,19 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
     } else {
         None
     };
+    let mut durability = Vec::new();
+    for mode in [
+        meshscope::db::Durability::Normal,
+        meshscope::db::Durability::Full,
+    ] {
+        eprintln!("bench: durability {}", mode.as_str());
+        durability.push(run_durability(
+            mode,
+            &work,
+            if opts.smoke { 1.0 } else { 4.0 },
+            &client_rt,
+        )?);
+    }
     let report = Report {
         scale: opts.scale,
         smoke: opts.smoke,
@@ -654,10 +795,12 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             .unwrap_or(1),
         strategies: results,
         herd,
+        durability_default: meshscope::db::Durability::default().as_str().to_string(),
+        durability,
     };
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    let date = shared::timefmt::format_unix_ms(crate::api::now_ms());
+    let date = shared::timefmt::format_unix_ms(meshscope::clock::now_ms());
     let stem = format!(
         "{}-scale{}{}",
         &date[..10],
@@ -743,7 +886,7 @@ fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
 }
 
 /// The stdout table.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut out = format!(
         "scale {} — {} transmissions / {} observations — SQLite {} — {} cores{}\n",
         report.scale,
@@ -789,6 +932,25 @@ pub fn render(report: &Report) -> String {
             worst_ratio,
             s.wal_peak_bytes as f64 / 1_048_576.0,
             s.correct,
+        ));
+    }
+    out.push_str(&format!(
+        "durability (empty file; strategies above ran with {}):\n",
+        report.durability_default
+    ));
+    for d in &report.durability {
+        out.push_str(&format!(
+            "  {:<6} burst {} clients x {} sightings: {:.0} sightings/s, p50 {:.2} ms, p99 {:.2} ms; \
+             trickle 1 per 20 ms: p50 {:.2} ms, p99 {:.2} ms; {} errors\n",
+            d.mode,
+            BURST_CLIENTS,
+            BURST_ITEMS,
+            d.burst_sightings_per_sec,
+            d.burst.p50_ms,
+            d.burst.p99_ms,
+            d.trickle.p50_ms,
+            d.trickle.p99_ms,
+            d.errors
         ));
     }
     if let Some(h) = &report.herd {

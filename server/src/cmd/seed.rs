@@ -16,22 +16,22 @@ use rusqlite::{params, Connection};
 use shared::packet::PAYLOAD_ADVERT;
 use shared::timefmt::format_unix_secs;
 
-use crate::config::SeedArgs;
-use crate::db::{self, schema};
-use crate::decoder;
+use super::SeedArgs;
+use meshscope::db::{self, schema};
+use meshscope::decoder;
 
 #[derive(Debug, Clone)]
-pub struct SeedOptions {
-    pub db: PathBuf,
-    pub transmissions: u64,
-    pub obs_per_tx: u32,
-    pub observers: u32,
-    pub legacy: bool,
-    pub rng_seed: u64,
-    pub force: bool,
+pub(crate) struct SeedOptions {
+    pub(crate) db: PathBuf,
+    pub(crate) transmissions: u64,
+    pub(crate) obs_per_tx: u32,
+    pub(crate) observers: u32,
+    pub(crate) legacy: bool,
+    pub(crate) rng_seed: u64,
+    pub(crate) force: bool,
     /// Unix seconds of the newest packet; defaults to now.
-    pub end_unix: Option<i64>,
-    pub progress: bool,
+    pub(crate) end_unix: Option<i64>,
+    pub(crate) progress: bool,
 }
 
 impl From<SeedArgs> for SeedOptions {
@@ -44,19 +44,19 @@ impl From<SeedArgs> for SeedOptions {
             legacy: a.legacy,
             rng_seed: a.rng_seed,
             force: a.force,
-            end_unix: None,
+            end_unix: a.end,
             progress: true,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedReport {
-    pub transmissions: u64,
-    pub observations: u64,
-    pub orphans: u64,
-    pub observers: u64,
-    pub millis: u128,
+pub(crate) struct SeedReport {
+    pub(crate) transmissions: u64,
+    pub(crate) observations: u64,
+    pub(crate) orphans: u64,
+    pub(crate) observers: u64,
+    pub(crate) millis: u128,
 }
 
 impl std::fmt::Display for SeedReport {
@@ -74,7 +74,7 @@ impl std::fmt::Display for SeedReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     #[error("--transmissions must be at least 1")]
     NoTransmissions,
     #[error("--observers must be at least 1")]
@@ -121,7 +121,7 @@ fn remove_db_files(path: &Path) -> Result<(), SeedError> {
 }
 
 /// Generates the database described by `opts`.
-pub fn run(opts: &SeedOptions) -> Result<SeedReport, SeedError> {
+pub(crate) fn run(opts: &SeedOptions) -> Result<SeedReport, SeedError> {
     if opts.transmissions == 0 {
         return Err(SeedError::NoTransmissions);
     }
@@ -175,7 +175,7 @@ fn progress_bar(len: u64, show: bool) -> ProgressBar {
 
 fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, SeedError> {
     let mut rng = SmallRng::seed_from_u64(opts.rng_seed);
-    let end = opts.end_unix.unwrap_or_else(crate::api::now_secs);
+    let end = opts.end_unix.unwrap_or_else(meshscope::clock::now_secs);
     let span: i64 = 7 * 86_400;
     let start = end - span;
     let n = opts.transmissions;

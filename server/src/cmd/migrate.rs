@@ -11,10 +11,11 @@ use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rusqlite::{Connection, OpenFlags};
 use shared::fmt::{duration_approx, rate, thousands};
-use shared::migration::{MigrationInfo, MigrationRecord, MigrationStatus};
+use shared::migration::{Control, MigrationInfo, MigrationRecord, MigrationStatus, Owner};
 
-use crate::db::{self, WriterLock};
-use crate::migrate::{self, store, ControlOp, Engine, EngineConfig, LiveStatus, Progress};
+use meshscope::clock::now_ms;
+use meshscope::db::{self, WriterLock};
+use meshscope::migrate::{self, store, Engine, EngineConfig, LiveStatus, Progress};
 
 fn require_file(db: &Path) -> anyhow::Result<()> {
     if !db.is_file() {
@@ -24,13 +25,13 @@ fn require_file(db: &Path) -> anyhow::Result<()> {
 }
 
 /// Renders the status table of `db` without starting a server.
-pub fn migrations_table(db: &Path) -> anyhow::Result<String> {
+pub(crate) fn migrations_table(db: &Path) -> anyhow::Result<String> {
     require_file(db)?;
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", db.display()))?;
     conn.busy_timeout(db::BUSY_TIMEOUT)?;
     let has_table = !db::table_columns(&conn, "_async_migrations")?.is_empty();
-    let mut records: Vec<MigrationRecord> = if has_table {
+    let records: Vec<MigrationRecord> = if has_table {
         store::read_all(&conn)
             .context("cannot read _async_migrations")?
             .into_iter()
@@ -39,26 +40,33 @@ pub fn migrations_table(db: &Path) -> anyhow::Result<String> {
     } else {
         Vec::new()
     };
+    let now = now_ms();
+    let mut rows: Vec<(MigrationInfo, &str)> = records
+        .iter()
+        .map(|r| {
+            let owner = if migrate::is_registered(&r.name) {
+                Owner::Meshscope
+            } else {
+                Owner::Other
+            };
+            (meshscope::status::info_logged(r, now, owner), "")
+        })
+        .collect();
     // Migrations this build knows but the file has not registered yet.
     for m in migrate::registry() {
         if !records.iter().any(|r| r.name == m.name()) {
-            records.push(MigrationRecord {
-                name: m.name().to_string(),
-                status: shared::migration::stored::PENDING.to_string(),
-                error: Some("not registered yet (starts with the next serve or migrate)".into()),
-                ..Default::default()
-            });
+            let rec = MigrationRecord::new(m.name(), MigrationStatus::Pending);
+            rows.push((
+                MigrationInfo::from_record(&rec, now, Owner::Meshscope),
+                " (not registered yet: starts with the next serve or migrate)",
+            ));
         }
     }
-    let now = crate::api::now_ms();
-    let infos: Vec<MigrationInfo> = records
-        .iter()
-        .map(|r| MigrationInfo::from_record(r, now))
-        .collect();
-    Ok(render_table(&infos))
+    Ok(render_table(&rows))
 }
 
-fn render_table(infos: &[MigrationInfo]) -> String {
+/// One line per migration; `note` follows the status.
+fn render_table(infos: &[(MigrationInfo, &str)]) -> String {
     let header = [
         "NAME",
         "STATUS",
@@ -70,10 +78,10 @@ fn render_table(infos: &[MigrationInfo]) -> String {
     ];
     let rows: Vec<[String; 7]> = infos
         .iter()
-        .map(|m| {
+        .map(|(m, note)| {
             [
                 m.name.clone(),
-                m.status.as_str().to_string(),
+                format!("{}{note}", m.status.as_str()),
                 format!(
                     "{} / {}",
                     thousands(m.rows_processed),
@@ -113,7 +121,7 @@ fn render_table(infos: &[MigrationInfo]) -> String {
 
 /// Runs the chosen (default: all) migrations on `db` in the foreground.
 /// Named migrations that failed or were cancelled are retried explicitly.
-pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result<String> {
+pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result<String> {
     require_file(db)?;
     let known: Vec<&'static str> = migrate::registry().iter().map(|m| m.name()).collect();
     for n in names {
@@ -133,8 +141,8 @@ pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result
             .info(n)
             .map(|i| i.status)
             .unwrap_or(MigrationStatus::Unknown);
-        if matches!(st, MigrationStatus::Failed | MigrationStatus::Cancelled) {
-            engine.control(&conn, n, ControlOp::Retry)?;
+        if Control::Retry.applies_to(st) {
+            engine.control(&conn, n, Control::Retry)?;
         }
     }
 
@@ -147,7 +155,7 @@ pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result
         pb.set_style(style.clone());
         pb.set_prefix(r.name.clone());
         pb.set_position(r.rows_processed.max(0) as u64);
-        pb.set_message(MigrationStatus::from_stored(&r.status).as_str());
+        pb.set_message(r.status.as_str());
         by_name.insert(r.name, pb);
     }
     let observer_bars = by_name.clone();
@@ -163,17 +171,18 @@ pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result
     watch_ctrl_c(stop.clone());
     engine.set_enabled(true);
     let started = Instant::now();
-    while let Some(due) = engine.next_due() {
+    loop {
         if stop.load(Ordering::Relaxed) {
             engine.shutdown(&mut conn);
             bail!("interrupted: progress is saved and the next `migrate` or `serve` resumes it");
         }
+        let Some(due) = engine.run_due(&mut conn) else {
+            break;
+        };
         let now = Instant::now();
         if due > now {
             std::thread::sleep((due - now).min(std::time::Duration::from_millis(50)));
-            continue;
         }
-        engine.run_unit(&mut conn);
     }
     for pb in by_name.values() {
         pb.finish();
@@ -183,12 +192,12 @@ pub fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result
     let records = engine.records();
     let failed: Vec<String> = records
         .iter()
-        .filter(|r| MigrationStatus::from_stored(&r.status) != MigrationStatus::Done)
+        .filter(|r| r.status != MigrationStatus::Done)
         .map(|r| {
             format!(
                 "{} is {}{}",
                 r.name,
-                MigrationStatus::from_stored(&r.status).as_str(),
+                r.status.as_str(),
                 r.error
                     .as_deref()
                     .map(|e| format!(": {e}"))

@@ -1,0 +1,136 @@
+//! The engine's knobs and their validation. Messages name the setting as the
+//! operator gives it (the `serve`/`migrate` flag; the config file and
+//! environment use the same names).
+
+use std::time::Duration;
+
+/// Operator knobs, validated at startup.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Writer time per chunk.
+    pub budget: Duration,
+    /// Largest fraction of wall time migrations may hold the writer (0, 1].
+    pub duty: f64,
+    /// Automatic retries of a failed migration stop at this many attempts.
+    pub max_attempts: i64,
+    pub min_batch: i64,
+    pub max_batch: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            budget: Duration::from_millis(10),
+            duty: 1.0,
+            max_attempts: 3,
+            min_batch: 64,
+            max_batch: 200_000,
+        }
+    }
+}
+
+/// A setting out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineConfigError {
+    #[error("--migration-budget-ms: must be greater than 0")]
+    Budget,
+    #[error("--migration-duty: must be in (0, 1], got {0}")]
+    Duty(f64),
+    #[error("--migration-max-attempts: must be at least 1")]
+    MaxAttempts,
+    #[error("--migration-min-batch: must be greater than 0")]
+    MinBatch,
+    #[error("--migration-min-batch ({min}) must not exceed --migration-max-batch ({max})")]
+    BatchOrder { min: i64, max: i64 },
+}
+
+impl EngineConfig {
+    pub fn validate(&self) -> Result<(), EngineConfigError> {
+        if self.budget.is_zero() {
+            return Err(EngineConfigError::Budget);
+        }
+        if !(self.duty > 0.0 && self.duty <= 1.0) {
+            return Err(EngineConfigError::Duty(self.duty));
+        }
+        if self.max_attempts < 1 {
+            return Err(EngineConfigError::MaxAttempts);
+        }
+        if self.min_batch <= 0 {
+            return Err(EngineConfigError::MinBatch);
+        }
+        if self.min_batch > self.max_batch {
+            return Err(EngineConfigError::BatchOrder {
+                min: self.min_batch,
+                max: self.max_batch,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_parameters_are_rejected_naming_the_flag() {
+        let ok = EngineConfig::default();
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(EngineConfig, &str)> = vec![
+            (
+                EngineConfig {
+                    budget: Duration::ZERO,
+                    ..ok.clone()
+                },
+                "--migration-budget-ms",
+            ),
+            (
+                EngineConfig {
+                    duty: 0.0,
+                    ..ok.clone()
+                },
+                "--migration-duty",
+            ),
+            (
+                EngineConfig {
+                    duty: 1.5,
+                    ..ok.clone()
+                },
+                "--migration-duty",
+            ),
+            (
+                EngineConfig {
+                    duty: f64::NAN,
+                    ..ok.clone()
+                },
+                "--migration-duty",
+            ),
+            (
+                EngineConfig {
+                    min_batch: 0,
+                    ..ok.clone()
+                },
+                "--migration-min-batch",
+            ),
+            (
+                EngineConfig {
+                    min_batch: 10,
+                    max_batch: 5,
+                    ..ok.clone()
+                },
+                "must not exceed",
+            ),
+            (
+                EngineConfig {
+                    max_attempts: 0,
+                    ..ok.clone()
+                },
+                "--migration-max-attempts",
+            ),
+        ];
+        for (cfg, want) in cases {
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
