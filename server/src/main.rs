@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     herd: args.herd,
                     out: args.out.clone(),
                     cache: args.cache.clone(),
+                    durability: args.durability.unwrap_or_default(),
                 })?;
                 println!("{}", cmd::bench::render(&report));
                 println!("results: {}", path.display());

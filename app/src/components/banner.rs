@@ -37,6 +37,10 @@ fn BannerLine(line: Line) -> impl IntoView {
     let live = use_live();
     let Line { kind, name, text } = line;
     let name = name.unwrap_or_default();
+    let what = match kind {
+        LineKind::Unowned { .. } => "notice",
+        _ => "failure",
+    };
     let (class, bar, dismiss) = match kind {
         LineKind::Unreachable | LineKind::StatusError => ("banner-line bad", None, None),
         LineKind::NotReady | LineKind::Unknown | LineKind::IngestSource => {
@@ -58,7 +62,7 @@ fn BannerLine(line: Line) -> impl IntoView {
         view! {
             <button
                 class="dismiss"
-                aria-label=format!("Dismiss {name} notice")
+                aria-label=format!("Dismiss {name} {what}")
                 title="Dismiss"
                 on:click=move |_| live.dismiss(key.clone())
             >

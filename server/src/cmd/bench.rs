@@ -45,6 +45,8 @@ pub(crate) struct BenchOptions {
     pub(crate) herd: bool,
     pub(crate) out: PathBuf,
     pub(crate) cache: PathBuf,
+    /// What the strategies' servers run with.
+    pub(crate) durability: meshscope::db::Durability,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,8 +146,8 @@ pub(crate) struct Report {
     pub(crate) strategies: Vec<StrategyResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) herd: Option<HerdResult>,
-    /// The default durability the strategies ran with.
-    pub(crate) durability_default: String,
+    /// The durability the strategies ran with.
+    pub(crate) strategies_durability: String,
     pub(crate) durability: Vec<DurabilityResult>,
 }
 
@@ -330,7 +332,11 @@ struct Server {
     rt: tokio::runtime::Runtime,
 }
 
-fn start_server(db: &Path, kind: Kind) -> anyhow::Result<Server> {
+fn start_server(
+    db: &Path,
+    kind: Kind,
+    durability: meshscope::db::Durability,
+) -> anyhow::Result<Server> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bench-server")
@@ -340,6 +346,7 @@ fn start_server(db: &Path, kind: Kind) -> anyhow::Result<Server> {
         db: Some(db.to_path_buf()),
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(PathBuf::from("nonexistent-dist")),
+        durability: Some(durability),
         ..Default::default()
     })?;
     cfg.engine = engine_defaults();
@@ -360,6 +367,7 @@ fn start_server(db: &Path, kind: Kind) -> anyhow::Result<Server> {
 }
 
 fn run_strategy(
+    durability: meshscope::db::Durability,
     kind: Kind,
     src: &Path,
     work: &Path,
@@ -372,7 +380,7 @@ fn run_strategy(
         &db,
         &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
     )?;
-    let server = start_server(&db, kind)?;
+    let server = start_server(&db, kind, durability)?;
     let stop_wal = Arc::new(AtomicBool::new(false));
     let wal = wal_sampler(&db, stop_wal.clone());
     let stop = Arc::new(AtomicBool::new(false));
@@ -720,7 +728,14 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
     let mut results = Vec::new();
     for kind in [Kind::Naive, Kind::FixedSleep, Kind::Meshscope] {
         eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
-        results.push(run_strategy(kind, &src, &work, Duration::ZERO, &client_rt)?);
+        results.push(run_strategy(
+            opts.durability,
+            kind,
+            &src,
+            &work,
+            Duration::ZERO,
+            &client_rt,
+        )?);
     }
     let slowest = results
         .iter()
@@ -732,7 +747,14 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         opts.scale,
         idle_for.as_secs_f64()
     );
-    let idle = run_strategy(Kind::Idle, &src, &work, idle_for, &client_rt)?;
+    let idle = run_strategy(
+        opts.durability,
+        Kind::Idle,
+        &src,
+        &work,
+        idle_for,
+        &client_rt,
+    )?;
     results.insert(0, idle);
 
     let naive_wall = results
@@ -795,7 +817,7 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             .unwrap_or(1),
         strategies: results,
         herd,
-        durability_default: meshscope::db::Durability::default().as_str().to_string(),
+        strategies_durability: opts.durability.as_str().to_string(),
         durability,
     };
     std::fs::create_dir_all(&opts.out)
@@ -936,7 +958,7 @@ pub(crate) fn render(report: &Report) -> String {
     }
     out.push_str(&format!(
         "durability (empty file; strategies above ran with {}):\n",
-        report.durability_default
+        report.strategies_durability
     ));
     for d in &report.durability {
         out.push_str(&format!(

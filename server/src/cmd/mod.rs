@@ -55,6 +55,10 @@ pub(crate) struct BenchArgs {
     /// Where generated databases are cached between runs.
     #[arg(long, default_value = "bench/cache")]
     pub(crate) cache: PathBuf,
+    /// Durability the strategies' servers run with (both are measured in
+    /// the durability section either way). [default: serve's default]
+    #[arg(long, value_enum)]
+    pub(crate) durability: Option<meshscope::db::Durability>,
 }
 
 #[derive(Debug, Args)]

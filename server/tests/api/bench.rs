@@ -105,7 +105,7 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
         );
         assert_eq!(d["errors"], 0, "{d}");
     }
-    assert!(v["durabilityDefault"].is_string());
+    assert_eq!(v["strategiesDurability"], "full", "serve's default");
     let svg = path
         .with_file_name(path.file_stem().unwrap().to_string_lossy().to_string() + "-ingest.svg");
     let svg = std::fs::read_to_string(svg).unwrap();
