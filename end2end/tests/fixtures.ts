@@ -41,9 +41,13 @@ async function startServer(opts: ServerOptions): Promise<Server> {
     BIN,
     [
       'serve', '--db', db, '--listen', '127.0.0.1:0', '--dist', DIST,
-      '--api-key', API_KEY, '--migration-duty', String(opts.duty),
+      '--migration-duty', String(opts.duty),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // The key by environment, as documented (a flag would show in `ps`).
+      env: { ...process.env, MESHSCOPE_API_KEY: API_KEY, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    },
   );
   let stderr = '';
   proc.stderr!.on('data', (d) => {

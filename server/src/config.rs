@@ -31,8 +31,31 @@ pub enum ConfigError {
     Budget(f64),
     #[error(transparent)]
     Engine(#[from] EngineConfigError),
-    #[error("--api-key: {0}")]
-    ApiKey(KeyError),
+    #[error("{option}: {source}")]
+    Key {
+        option: &'static str,
+        source: KeyError,
+    },
+    #[error("{option}: cannot read {path}: {source}")]
+    KeyFile {
+        option: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to serve ingest without a key on {listen}, a non-loopback address: anyone \
+         who reaches it could write packets. Set an ingest key (MESHSCOPE_INGEST_KEY, \
+         --ingest-key-file or `ingest_key_file`; or MESHSCOPE_API_KEY / --api-key-file for \
+         both scopes), or pass --allow-open-ingest to serve it open on purpose"
+    )]
+    OpenIngest { listen: SocketAddr },
+    #[error("{option}: must be from {min} to {max}, got {value}")]
+    Range {
+        option: &'static str,
+        min: u64,
+        max: u64,
+        value: u64,
+    },
     #[error("--readers: must be from 1 to 64, got {0}")]
     Readers(u32),
     #[error("--mqtt: {0}")]
@@ -60,9 +83,58 @@ pub struct ServeArgs {
     /// Folder with the built dashboard (index.html). [default: ./dist]
     #[arg(long, env = "MESHSCOPE_DIST")]
     pub dist: Option<PathBuf>,
-    /// API key required for ingest and operator controls.
-    #[arg(long, env = "MESHSCOPE_API_KEY", hide_env_values = true)]
+    /// A key for both scopes (ingest and operator controls), unless the
+    /// scope has its own key. Give it by environment or file: a flag shows
+    /// in `ps`. [env MESHSCOPE_API_KEY]
+    #[arg(long, env = "MESHSCOPE_API_KEY", hide = true, hide_env_values = true)]
     pub api_key: Option<String>,
+    /// File holding the key for both scopes (first line).
+    #[arg(long, env = "MESHSCOPE_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// The key `POST /api/ingest` requires. [env MESHSCOPE_INGEST_KEY]
+    #[arg(
+        long,
+        env = "MESHSCOPE_INGEST_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub ingest_key: Option<String>,
+    /// File holding the ingest key (first line).
+    #[arg(long, env = "MESHSCOPE_INGEST_KEY_FILE", value_name = "PATH")]
+    pub ingest_key_file: Option<PathBuf>,
+    /// The key the operator controls (pause, resume, cancel, retry) require.
+    /// [env MESHSCOPE_OPERATOR_KEY]
+    #[arg(
+        long,
+        env = "MESHSCOPE_OPERATOR_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub operator_key: Option<String>,
+    /// File holding the operator key (first line).
+    #[arg(long, env = "MESHSCOPE_OPERATOR_KEY_FILE", value_name = "PATH")]
+    pub operator_key_file: Option<PathBuf>,
+    /// Serve ingest without a key on a non-loopback address (anyone who can
+    /// reach the port can then write packets). Refused otherwise.
+    #[arg(long, env = "MESHSCOPE_ALLOW_OPEN_INGEST")]
+    pub allow_open_ingest: bool,
+    /// Close a connection that has not sent a whole request head within this
+    /// many seconds (also the idle time of a kept-alive connection). [default: 10]
+    #[arg(long, env = "MESHSCOPE_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Fail a request whose body has not arrived within this many seconds.
+    /// [default: 30]
+    #[arg(long, env = "MESHSCOPE_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Connections served at once; more are answered 503 and closed. [default: 512]
+    #[arg(long, env = "MESHSCOPE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// `/api/events` streams open at once; more are answered 503. [default: 64]
+    #[arg(long, env = "MESHSCOPE_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<usize>,
+    /// A database read taking longer is stopped and answered 503. [default: 2000]
+    #[arg(long, env = "MESHSCOPE_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
     /// Read-only database connections in the reader pool. [default: 4]
     #[arg(long, env = "MESHSCOPE_READERS")]
     pub readers: Option<u32>,
@@ -150,6 +222,17 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub dist: Option<PathBuf>,
     pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub ingest_key: Option<String>,
+    pub ingest_key_file: Option<PathBuf>,
+    pub operator_key: Option<String>,
+    pub operator_key_file: Option<PathBuf>,
+    pub allow_open_ingest: Option<bool>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_event_streams: Option<usize>,
+    pub query_timeout_ms: Option<u64>,
     pub readers: Option<u32>,
     pub durability: Option<Durability>,
     pub(crate) migration_budget_ms: Option<f64>,
@@ -181,7 +264,10 @@ pub struct ServeConfig {
     pub db: PathBuf,
     pub listen: SocketAddr,
     pub dist: PathBuf,
-    pub api_key: Option<ApiKey>,
+    pub keys: Keys,
+    /// Ingest without a key on a non-loopback address was asked for.
+    pub allow_open_ingest: bool,
+    pub limits: Limits,
     pub readers: u32,
     pub durability: Durability,
     pub engine: EngineConfig,
@@ -197,17 +283,40 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let engine = args.migration.resolve(&file)?;
-        let api_key = args
-            .api_key
-            .or(file.api_key)
-            .filter(|k| !k.is_empty())
-            .map(|k| ApiKey::parse(&k).map_err(ConfigError::ApiKey))
-            .transpose()?;
+        let limits = Limits::resolve(&args, &file)?;
+        let both = key(
+            "the API key (MESHSCOPE_API_KEY / api_key_file)",
+            args.api_key.or(file.api_key),
+            args.api_key_file.or(file.api_key_file),
+        )?;
+        let keys = Keys {
+            ingest: key(
+                "the ingest key (MESHSCOPE_INGEST_KEY / ingest_key_file)",
+                args.ingest_key.or(file.ingest_key),
+                args.ingest_key_file.or(file.ingest_key_file),
+            )?
+            .or_else(|| both.clone()),
+            operator: key(
+                "the operator key (MESHSCOPE_OPERATOR_KEY / operator_key_file)",
+                args.operator_key.or(file.operator_key),
+                args.operator_key_file.or(file.operator_key_file),
+            )?
+            .or(both),
+        };
+
         let readers = args.readers.or(file.readers).unwrap_or(4);
         if !(1..=64).contains(&readers) {
             return Err(ConfigError::Readers(readers));
         }
         let mqtt = resolve_mqtt(&args.mqtt, file.mqtt)?;
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let allow_open_ingest = args.allow_open_ingest || file.allow_open_ingest.unwrap_or(false);
+        if keys.ingest.is_none() && !listen.ip().is_loopback() && !allow_open_ingest {
+            return Err(ConfigError::OpenIngest { listen });
+        }
         Ok(ServeConfig {
             mqtt,
             engine,
@@ -216,16 +325,132 @@ impl ServeConfig {
                 .db
                 .or(file.db)
                 .unwrap_or_else(|| PathBuf::from("data/meshscope.db")),
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen,
             dist: args
                 .dist
                 .or(file.dist)
                 .unwrap_or_else(|| PathBuf::from("dist")),
-            api_key,
+            keys,
+            allow_open_ingest,
+            limits,
             readers,
+        })
+    }
+}
+
+/// The keys of the two scopes. A key given for both (`api_key`) covers a
+/// scope that has no key of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// Required by `POST /api/ingest`; `None`: ingest is open.
+    pub ingest: Option<ApiKey>,
+    /// Required by the operator controls; `None`: controls are disabled.
+    pub operator: Option<ApiKey>,
+}
+
+/// A key from its value or its file (the value wins); `None` when neither
+/// is given or the value is empty.
+fn key(
+    option: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<ApiKey>, ConfigError> {
+    let text = match (value.filter(|v| !v.is_empty()), file) {
+        (Some(v), _) => v,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::KeyFile {
+                option,
+                path: path.clone(),
+                source,
+            })?;
+            text.lines().next().unwrap_or("").trim().to_string()
+        }
+        (None, None) => return Ok(None),
+    };
+    ApiKey::parse(&text)
+        .map(Some)
+        .map_err(|source| ConfigError::Key { option, source })
+}
+
+/// What a client may take of the server: time, connections, streams, reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_event_streams: usize,
+    pub query_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            max_connections: 512,
+            max_event_streams: 64,
+            query_timeout: std::time::Duration::from_millis(2_000),
+        }
+    }
+}
+
+impl Limits {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let range = |option: &'static str, v: Option<u64>, min: u64, max: u64, default: u64| {
+            let value = v.unwrap_or(default);
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Range {
+                    option,
+                    min,
+                    max,
+                    value,
+                })
+            }
+        };
+        let secs = std::time::Duration::from_secs;
+        Ok(Limits {
+            header_timeout: secs(range(
+                "--header-timeout-secs",
+                args.header_timeout_secs.or(file.header_timeout_secs),
+                1,
+                3_600,
+                d.header_timeout.as_secs(),
+            )?),
+            body_timeout: secs(range(
+                "--body-timeout-secs",
+                args.body_timeout_secs.or(file.body_timeout_secs),
+                1,
+                3_600,
+                d.body_timeout.as_secs(),
+            )?),
+            max_connections: range(
+                "--max-connections",
+                args.max_connections
+                    .or(file.max_connections)
+                    .map(|v| v as u64),
+                1,
+                100_000,
+                d.max_connections as u64,
+            )? as usize,
+            max_event_streams: range(
+                "--max-event-streams",
+                args.max_event_streams
+                    .or(file.max_event_streams)
+                    .map(|v| v as u64),
+                1,
+                100_000,
+                d.max_event_streams as u64,
+            )? as usize,
+            query_timeout: std::time::Duration::from_millis(range(
+                "--query-timeout-ms",
+                args.query_timeout_ms.or(file.query_timeout_ms),
+                10,
+                600_000,
+                d.query_timeout.as_millis() as u64,
+            )?),
         })
     }
 }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    warn_secret_flags();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -27,10 +28,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Keys given as flags show in `ps` and shell history: say so (without the
+/// key). The environment and key files are the documented ways.
+fn warn_secret_flags() {
+    for arg in std::env::args().skip(1) {
+        let flag = arg.split('=').next().unwrap_or_default();
+        if ["--api-key", "--ingest-key", "--operator-key"].contains(&flag) {
+            tracing::warn!(
+                flag,
+                "a key given as a flag is visible to every user in the process list; \
+                 use its MESHSCOPE_* environment variable or its *_key_file instead"
+            );
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let cfg = ServeConfig::resolve(args)?;
+            let cfg = ServeConfig::resolve(*args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

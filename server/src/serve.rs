@@ -93,14 +93,21 @@ pub fn build_with(
         .context("cannot start the writer thread")?,
     );
     writer.set_checkpointer(checkpointer);
+    // Status reads (healthz, the banner) have a connection of their own, so
+    // they never wait behind slow user queries for a pooled one.
+    let status_reader = db::open_readers(&cfg.db, 1)?;
     let state = AppState::new(Inner {
         readers: readers.clone(),
         writer: writer.clone(),
         perf: api::perf::PerfRecorder::default(),
         started: Instant::now(),
-        api_key: cfg.api_key.clone(),
+        keys: cfg.keys.clone(),
+        throttle: api::auth::Throttle::default(),
+        limits: cfg.limits.clone(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_event_streams)),
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(api::INGEST_SLOTS)),
         dist: Some(cfg.dist.clone()),
-        status: StatusSource::new(readers.clone(), live.clone(), status::DEFAULT_TTL),
+        status: StatusSource::new(status_reader, live.clone(), status::DEFAULT_TTL),
         stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, true)),
         ingest_liveness: mqtt::Liveness::new(cfg.mqtt.iter().map(|s| s.name.as_str())),
         shutdown: tokio::sync::watch::Sender::new(false),
@@ -121,6 +128,13 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     // Tests and scripts read the bound address from this line.
     println!("meshscope listening on http://{addr}");
     tracing::info!(%addr, db = %cfg.db.display(), "serving");
+    if cfg.keys.ingest.is_none() {
+        if addr.ip().is_loopback() {
+            tracing::info!("ingest is open (no key) on a loopback address");
+        } else {
+            tracing::warn!(%addr, "ingest is OPEN (no key) on a non-loopback address, as --allow-open-ingest asked");
+        }
+    }
     if !cfg.dist.join("index.html").is_file() {
         tracing::warn!(dist = %cfg.dist.display(), "dashboard not built; serving a placeholder page (run `cargo xtask dist`)");
     }
@@ -133,29 +147,26 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let mqtt = parts.start_mqtt(&cfg);
     let state = parts.state.clone();
     let mut writer_state = parts.writer.health().subscribe();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                dead = async { writer_state.wait_for(|s| matches!(s, WriterState::Dead(_))).await.is_ok() } => {
-                    if dead {
-                        tracing::error!(grace_sec = FATAL_GRACE.as_secs(),
-                            "the database writer is gone: reporting not ready, then exiting");
-                        tokio::time::sleep(FATAL_GRACE).await;
-                    }
+    crate::http::serve(listener, router, &cfg.limits, async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            dead = async { writer_state.wait_for(|s| matches!(s, WriterState::Dead(_))).await.is_ok() } => {
+                if dead {
+                    tracing::error!(grace_sec = FATAL_GRACE.as_secs(),
+                        "the database writer is gone: reporting not ready, then exiting");
+                    tokio::time::sleep(FATAL_GRACE).await;
                 }
             }
-            // End the event streams: graceful shutdown waits for every open
-            // connection, and a dashboard's stream never ends by itself.
-            state.shutdown.send_replace(true);
-        })
-        .await
-        .context("HTTP server failed");
+        }
+        // End the event streams: shutdown waits for open connections, and a
+        // dashboard's stream never ends by itself.
+        state.shutdown.send_replace(true);
+    })
+    .await;
     // Live ingest stops first, storing and acknowledging what it holds, so
     // the writer's last group commit includes it.
     tracing::info!("HTTP stopped; stopping live ingest, then the writer");
     mqtt.shutdown().await;
-    served?;
     let writer = parts.writer.clone();
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     if let WriterState::Dead(reason) = parts.writer.health().state() {

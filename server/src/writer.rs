@@ -34,6 +34,12 @@ use crate::migrate::Engine;
 /// How many commands may wait in the queue before senders are slowed down.
 pub(crate) const QUEUE_CAPACITY: usize = 4096;
 
+/// How many sightings may wait for the writer at once, across all ingest
+/// requests: what bounds the queue's memory (a validated sighting is well
+/// under 1 KiB), whatever the request sizes. A sender that finds no room
+/// waits (MQTT: its messages stay unacknowledged) or is refused (HTTP: 503).
+pub const QUEUE_SIGHTINGS: usize = 20_000;
+
 /// Most ingest requests committed in one group before the engine gets its
 /// next chunk: the bound on how long sustained ingest can keep a migration off
 /// the writer.
@@ -54,6 +60,9 @@ pub enum WriteError {
     Panicked(String),
     #[error("the writer has stopped: {0}")]
     Stopped(String),
+    /// No room for the request's sightings in the queue in time.
+    #[error("the ingest queue is full")]
+    QueueFull,
 }
 
 impl From<rusqlite::Error> for WriteError {
@@ -84,6 +93,7 @@ impl WriteError {
             WriteError::Sqlite(e) => WriteError::Sqlite(same(e)),
             WriteError::Panicked(m) => WriteError::Panicked(m.clone()),
             WriteError::Stopped(m) => WriteError::Stopped(m.clone()),
+            WriteError::QueueFull => WriteError::QueueFull,
         }
     }
 
@@ -108,6 +118,8 @@ pub enum Command {
         now_secs: i64,
         enqueued: Instant,
         reply: Reply<IngestResponse>,
+        /// The request's room in [`QUEUE_SIGHTINGS`], freed once answered.
+        room: tokio::sync::OwnedSemaphorePermit,
     },
     Exec(Job),
     /// A closure that also reaches the migration engine (controls, status).
@@ -170,6 +182,7 @@ impl WriterHealth {
 /// Handle to the writer thread.
 pub struct Writer {
     tx: flume::Sender<Command>,
+    room: std::sync::Arc<tokio::sync::Semaphore>,
     join: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<crate::db::Checkpointer>>,
     health: WriterHealth,
@@ -213,6 +226,7 @@ impl Writer {
             })?;
         Ok(Writer {
             tx,
+            room: std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUE_SIGHTINGS)),
             join: Mutex::new(Some(join)),
             checkpointer: Mutex::new(None),
             health,
@@ -258,12 +272,46 @@ impl Writer {
         items: Vec<Sighting>,
         now_secs: i64,
     ) -> Result<IngestResponse, WriteError> {
+        let n = room_for(&items);
+        let room = self
+            .room
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| WriteError::Stopped("the server is shutting down".into()))?;
+        self.queue(items, now_secs, room).await
+    }
+
+    /// [`Writer::ingest`], refused with [`WriteError::QueueFull`] when the
+    /// queue has no room for the sightings within `wait`.
+    pub async fn try_ingest(
+        &self,
+        items: Vec<Sighting>,
+        now_secs: i64,
+        wait: Duration,
+    ) -> Result<IngestResponse, WriteError> {
+        let n = room_for(&items);
+        let room = match tokio::time::timeout(wait, self.room.clone().acquire_many_owned(n)).await {
+            Ok(Ok(room)) => room,
+            Ok(Err(_)) => return Err(WriteError::Stopped("the server is shutting down".into())),
+            Err(_) => return Err(WriteError::QueueFull),
+        };
+        self.queue(items, now_secs, room).await
+    }
+
+    async fn queue(
+        &self,
+        items: Vec<Sighting>,
+        now_secs: i64,
+        room: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<IngestResponse, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Ingest {
             items,
             now_secs,
             enqueued: Instant::now(),
             reply,
+            room,
         })
         .await?;
         match rx.await {
@@ -332,10 +380,16 @@ impl Writer {
     }
 }
 
+/// The room a request takes in [`QUEUE_SIGHTINGS`].
+fn room_for(items: &[Sighting]) -> u32 {
+    items.len().clamp(1, QUEUE_SIGHTINGS) as u32
+}
+
 struct PendingIngest {
     items: Vec<Sighting>,
     now_secs: i64,
     reply: Reply<IngestResponse>,
+    _room: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A fault injected on purpose by tests (debug builds only): with
@@ -382,6 +436,7 @@ fn run(
                     now_secs,
                     enqueued,
                     reply,
+                    room,
                 } => {
                     if fault {
                         panic!("injected writer fault (MESHSCOPE_TEST_FAULT=writer-panic)");
@@ -393,6 +448,7 @@ fn run(
                         items,
                         now_secs,
                         reply,
+                        _room: room,
                     });
                 }
                 Command::Exec(job) => {
@@ -427,11 +483,13 @@ fn run(
                 items,
                 now_secs,
                 reply,
+                room,
                 ..
             } => batch.push(PendingIngest {
                 items,
                 now_secs,
                 reply,
+                _room: room,
             }),
             Command::Exec(job) => {
                 guarded(&mut conn, "job", |c| job(c));

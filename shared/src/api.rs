@@ -64,6 +64,9 @@ pub struct PacketsPage {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// One row of `GET /api/observers`.

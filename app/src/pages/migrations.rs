@@ -71,7 +71,7 @@ pub(crate) fn Migrations() -> impl IntoView {
                     format!("The API key was rejected ({msg}). Enter the correct key.")
                 }
                 Err(ControlError::Disabled(msg)) => format!(
-                    "Operator controls are disabled on this server ({msg}). Start meshscope with --api-key to enable them."
+                    "Operator controls are disabled on this server ({msg}). Start meshscope with an operator key (MESHSCOPE_OPERATOR_KEY) to enable them."
                 ),
                 Err(ControlError::Other(msg)) => format!("Could not {} {name}: {msg}", op.action()),
             };

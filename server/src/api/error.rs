@@ -13,8 +13,8 @@ type Source = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a client is told to wait before retrying a write refused by a
 /// lock held elsewhere, and by a full disk.
-const RETRY_BUSY_SECS: u32 = 2;
-const RETRY_FULL_SECS: u32 = 30;
+const RETRY_BUSY_SECS: u64 = 2;
+const RETRY_FULL_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
@@ -30,6 +30,12 @@ pub(crate) enum ApiError {
     Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// 415: the body is not what the route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// 503: the server cannot serve this now (shutting down, no connection).
     #[error("{0}")]
     Unavailable(String),
@@ -65,6 +71,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,10 +88,11 @@ impl ApiError {
         }
     }
 
-    fn retry_after(&self) -> Option<u32> {
+    fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Busy(_) => Some(RETRY_BUSY_SECS),
             ApiError::InsufficientStorage(_) => Some(RETRY_FULL_SECS),
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -154,6 +163,11 @@ impl From<WriteError> for ApiError {
                  request was stored ({e}); try again shortly"
             )),
             WriteError::Stopped(msg) => ApiError::Unavailable(msg),
+            WriteError::QueueFull => ApiError::Busy(
+                "meshscope is storing as fast as it can and its queue is full, so nothing \
+                 from this request was stored; try again shortly"
+                    .into(),
+            ),
             WriteError::Sqlite(e) => ApiError::internal("database write failed", e),
             WriteError::Panicked(msg) => {
                 ApiError::internal("the write failed inside meshscope (a bug)", msg)

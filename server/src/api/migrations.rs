@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream};
@@ -70,14 +69,25 @@ pub(super) async fn list(
 #[utoipa::path(post, path = "/api/migrations/{name}/{action}", tag = "migrations",
     params(("name" = String, Path), ("action" = String, Path, description = "pause, resume, cancel or retry")),
     responses((status = 200, body = MigrationInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, description = "too many wrong keys from this address (Retry-After)", body = ErrorBody)),
     security(("api_key" = [])))]
 pub(super) async fn control(
     State(state): State<AppState>,
     Path((name, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Result<Json<MigrationInfo>, ApiError> {
-    auth::check_required(state.api_key.as_ref(), &headers)?;
+    let peer = crate::http::peer_of(
+        req.extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+    );
+    auth::check(
+        &state.keys,
+        &state.throttle,
+        auth::Scope::Operator,
+        peer,
+        req.headers(),
+    )?;
     let op: Control = action
         .parse()
         .map_err(|e: shared::migration::UnknownControl| ApiError::NotFound(e.to_string()))?;
@@ -94,6 +104,7 @@ pub(super) async fn control(
 }
 
 struct EventState {
+    _slot: tokio::sync::OwnedSemaphorePermit,
     app: AppState,
     live: tokio::sync::watch::Receiver<u64>,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -114,11 +125,24 @@ fn fingerprint(h: &Healthz) -> String {
 /// The stream ends when the server shuts down (clients reconnect elsewhere or
 /// report the server unreachable).
 #[utoipa::path(get, path = "/api/events", tag = "migrations",
-    responses((status = 200, content_type = "text/event-stream", description = "`migrations` events (healthz payload) on change, at most 4/s; `heartbeat` every 15 s")))]
+    responses((status = 200, content_type = "text/event-stream", description = "`migrations` events (healthz payload) on change, at most 4/s; `heartbeat` every 15 s"),
+        (status = 503, description = "the cap on open streams is reached (Retry-After); poll /api/healthz", body = ErrorBody)))]
 pub(super) async fn events(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // A stream holds a slot for as long as it is open.
+    let slot = state
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Busy(format!(
+                "meshscope is serving its maximum of {} event streams; poll /api/healthz instead",
+                state.limits.max_event_streams
+            ))
+        })?;
     let init = EventState {
+        _slot: slot,
         live: state.status.live().subscribe(),
         shutdown: state.shutdown.subscribe(),
         app: state,
@@ -127,7 +151,7 @@ pub(super) async fn events(
         next_heartbeat: tokio::time::Instant::now() + HEARTBEAT,
         first: true,
     };
-    Sse::new(stream::unfold(init, |mut st| async move {
+    Ok(Sse::new(stream::unfold(init, |mut st| async move {
         loop {
             if *st.shutdown.borrow() {
                 return None;
@@ -179,5 +203,5 @@ pub(super) async fn events(
             st.last_emit = Some(tokio::time::Instant::now());
             return Some((Ok(ev), st));
         }
-    }))
+    })))
 }

@@ -12,25 +12,39 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::config::{Keys, Limits};
 use crate::db::ReaderPool;
 use crate::status::StatusSource;
 use crate::writer::Writer;
-use auth::ApiKey;
 use error::ApiError;
 use perf::PerfRecorder;
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
+
+/// Ingest requests handled at once (body read, parsed, waiting for queue
+/// room): with [`MAX_BODY`], what bounds ingest's memory outside the
+/// writer's queue. A request that finds no slot within
+/// [`INGEST_ADMISSION`] is answered 503 with `Retry-After`.
+pub const INGEST_SLOTS: usize = 16;
+/// How long an ingest request may wait for a slot, and then for room in the
+/// writer's queue, before it is refused.
+pub const INGEST_ADMISSION: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -41,7 +55,14 @@ pub struct Inner {
     pub writer: Arc<Writer>,
     pub(crate) perf: PerfRecorder,
     pub started: Instant,
-    pub api_key: Option<ApiKey>,
+    pub keys: Keys,
+    pub(crate) throttle: auth::Throttle,
+    pub limits: Limits,
+    /// Open `/api/events` streams (at most `limits.max_event_streams`).
+    pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
+    /// Ingest requests being read, parsed or queued at once (see
+    /// [`INGEST_SLOTS`]).
+    pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
     pub dist: Option<PathBuf>,
     pub status: Arc<StatusSource>,
     /// `/api/stats` counts whole tables (hundreds of ms at 15M sightings):
@@ -59,6 +80,17 @@ pub struct Inner {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(transparent)]
 pub(crate) struct SharedError(Arc<ApiError>);
+
+impl From<SharedError> for ApiError {
+    /// The same answer for every request that shared the failed load.
+    fn from(e: SharedError) -> ApiError {
+        match &*e.0 {
+            ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
+            ApiError::Busy(m) => ApiError::Busy(m.clone()),
+            other => ApiError::internal("counting packets failed", other.to_string()),
+        }
+    }
+}
 
 impl crate::cache::Abandoned for SharedError {
     fn abandoned() -> Self {
@@ -83,16 +115,38 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
-    /// Runs a read on a pooled read-only connection, off the async threads.
+    /// Runs a read on a pooled read-only connection, off the async threads,
+    /// stopped (503) when it runs past the query time limit.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.readers.clone();
+        let limit = self.limits.query_timeout;
         tokio::task::spawn_blocking(move || {
             let conn = pool.get()?;
-            f(&conn)
+            let deadline = Instant::now() + limit;
+            // SQLite calls this every 1,000 virtual-machine steps; `true`
+            // interrupts the statement (SQLITE_INTERRUPT).
+            conn.progress_handler(1_000, Some(move || Instant::now() > deadline));
+            let res = f(&conn);
+            conn.progress_handler(0, None::<fn() -> bool>);
+            res.map_err(|e| match e {
+                ApiError::Internal { source, .. }
+                    if source
+                        .downcast_ref::<rusqlite::Error>()
+                        .and_then(rusqlite::Error::sqlite_error_code)
+                        == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+                {
+                    ApiError::Unavailable(format!(
+                        "the query ran past its {} ms limit and was stopped; narrow it \
+                         (a time range, a type, an observer) or page with a smaller limit",
+                        limit.as_millis()
+                    ))
+                }
+                other => other,
+            })
         })
         .await
         .map_err(|e| ApiError::internal("the read task failed", e))?
@@ -104,7 +158,7 @@ impl AppState {
 }
 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>meshscope</title>\
-<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
+<body>\
 <h1>meshscope</h1><p>The server is running, but the dashboard has not been built. \
 Run <code>cargo xtask dist</code> (or start with <code>cargo xtask run</code>), \
 or pass <code>--dist</code> with the folder holding <code>index.html</code>.</p>\
@@ -169,6 +223,107 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(openapi())
 }
 
+/// The dashboard's Content-Security-Policy: its own files, the wasm, and the
+/// inline loader Trunk writes into `index.html` (allowed by its hash), and
+/// nothing else; no framing by other sites.
+fn content_security_policy(dist: Option<&std::path::Path>) -> String {
+    use sha2::Digest;
+    let inline: Vec<String> = dist
+        .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok())
+        .map(|html| {
+            let mut out = Vec::new();
+            let mut rest = html.as_str();
+            while let Some(open) = rest.find("<script") {
+                let after = &rest[open..];
+                let Some(gt) = after.find('>') else { break };
+                let body = &after[gt + 1..];
+                let Some(close) = body.find("</script>") else {
+                    break;
+                };
+                let script = &body[..close];
+                if !after[..gt].contains("src=") && !script.trim().is_empty() {
+                    let digest = sha2::Sha256::digest(script.as_bytes());
+                    out.push(format!("'sha256-{}'", base64_std(&digest)));
+                }
+                rest = &body[close..];
+            }
+            out
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'",
+        inline.join(" ")
+    )
+}
+
+/// Standard base64 (with padding), for CSP hashes.
+fn base64_std(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `%XX`-decodes a URL path (for the static-file checks only).
+fn decode_path(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Guards the dashboard's files: no dotfile (or anything under a dot
+/// folder), and nothing a symlink leads to outside `dist/`.
+async fn static_guard(
+    axum::extract::State(root): axum::extract::State<Arc<PathBuf>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = decode_path(req.uri().path());
+    let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
+    if path.split(['/', '\\']).any(|seg| seg.starts_with('.')) {
+        return not_found();
+    }
+    let target = root.join(path.trim_start_matches('/'));
+    if let Ok(real) = std::fs::canonicalize(&target) {
+        if !real.starts_with(root.as_path()) {
+            return not_found();
+        }
+    }
+    next.run(req).await
+}
+
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
@@ -181,18 +336,36 @@ pub fn app(state: AppState) -> Router {
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/metrics", get(metrics_text));
 
-    let router = match state
+    let dist = state
         .dist
         .as_ref()
-        .filter(|d| d.join("index.html").is_file())
-    {
-        Some(dist) => api.fallback_service(
-            ServeDir::new(dist).fallback(ServeFile::new(dist.join("index.html"))),
-        ),
+        .filter(|d| d.join("index.html").is_file());
+    let csp = content_security_policy(dist.map(PathBuf::as_path));
+    let router = match dist {
+        Some(dist) => {
+            let root = Arc::new(std::fs::canonicalize(dist).unwrap_or_else(|_| dist.clone()));
+            let files = Router::new()
+                .fallback_service(
+                    ServeDir::new(dist).fallback(ServeFile::new(dist.join("index.html"))),
+                )
+                .layer(axum::middleware::from_fn_with_state(root, static_guard));
+            api.fallback_service(files)
+        }
         None => api.fallback(|| async { axum::response::Html(NOT_BUILT) }),
     };
+    let header = |name: &'static str, value: &str| {
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+        )
+    };
     router
+        .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
         .layer(CompressionLayer::new())
+        .layer(header("content-security-policy", &csp))
+        .layer(header("x-content-type-options", "nosniff"))
+        .layer(header("x-frame-options", "DENY"))
+        .layer(header("referrer-policy", "no-referrer"))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -73,7 +73,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
         })
         .await
         .map(Json)
-        .map_err(|e| ApiError::internal("counting packets failed", e))
+        .map_err(ApiError::from)
 }
 
 async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
@@ -116,12 +116,19 @@ fn nonempty<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
     q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
+/// The latest time the API takes: the last second of year 9999 (the last
+/// one RFC3339 can write).
+const MAX_UNIX_SECS: i64 = 253_402_300_799;
+
 fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<String>, ApiError> {
     nonempty(q, k)
-        .map(|v| {
-            parse_time_param(v)
-                .map(format_unix_secs)
-                .ok_or_else(|| bad(k, "must be unix seconds or an RFC3339 timestamp"))
+        .map(|v| match parse_time_param(v) {
+            Some(secs) if (0..=MAX_UNIX_SECS).contains(&secs) => Ok(format_unix_secs(secs)),
+            Some(_) => Err(bad(
+                k,
+                "must be a time from 1970 to 9999 (unix seconds or an RFC3339 timestamp)",
+            )),
+            None => Err(bad(k, "must be unix seconds or an RFC3339 timestamp")),
         })
         .transpose()
 }
@@ -142,10 +149,52 @@ fn int_param(
     }
 }
 
+/// Opaque page cursors: a kind tag and the hex of the sort key of the last
+/// row sent. A client passes them back unchanged; anything else is a 400.
+mod cursor {
+    pub(super) fn encode(kind: &str, parts: &[&str]) -> String {
+        let hexed: Vec<String> = parts.iter().map(hex::encode).collect();
+        format!("{kind}1.{}", hexed.join("."))
+    }
+
+    pub(super) fn decode(kind: &str, s: &str, n: usize) -> Option<Vec<String>> {
+        let rest = s.strip_prefix(kind)?.strip_prefix("1.")?;
+        let parts: Vec<String> = rest
+            .split('.')
+            .map(|p| hex::decode(p).ok().and_then(|b| String::from_utf8(b).ok()))
+            .collect::<Option<_>>()?;
+        (parts.len() == n).then_some(parts)
+    }
+}
+
+/// A `cursor` parameter of `kind` with `n` parts, or a 400 naming it.
+fn cursor_param(
+    q: &HashMap<String, String>,
+    kind: &str,
+    n: usize,
+) -> Result<Option<Vec<String>>, ApiError> {
+    nonempty(q, "cursor")
+        .map(|c| {
+            cursor::decode(kind, c, n).ok_or_else(|| {
+                bad(
+                    "cursor",
+                    "is not a cursor this endpoint gave out; pass `nextCursor` back unchanged",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `offset` works for shallow pages only; deeper, a `cursor` reads from
+/// where the last page ended instead of counting rows from the start.
+const MAX_OFFSET: i64 = 10_000;
+
 /// Filters of `GET /api/packets`, validated.
 struct PacketQuery {
     limit: i64,
     offset: i64,
+    /// Continue after this transmission id (in the page's order).
+    after_id: Option<i64>,
     observer: Option<String>,
     hash: Option<String>,
     payload_type: Option<u8>,
@@ -177,9 +226,38 @@ impl PacketQuery {
             Some(o) if o.eq_ignore_ascii_case("asc") => true,
             Some(_) => return Err(bad("order", "must be asc or desc")),
         };
+        let offset = match nonempty(q, "offset").map(str::parse::<i64>) {
+            None => 0,
+            Some(Ok(n)) if (0..=MAX_OFFSET).contains(&n) => n,
+            Some(Ok(n)) if n > MAX_OFFSET => {
+                return Err(bad(
+                    "offset",
+                    &format!(
+                        "at most {MAX_OFFSET}; for deeper pages pass the `nextCursor` of \
+                         the page before as `cursor`"
+                    ),
+                ))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "offset",
+                    &format!("must be an integer from 0 to {MAX_OFFSET}"),
+                ))
+            }
+        };
+        let after_id = cursor_param(q, "p", 1)?
+            .map(|p| {
+                p[0].parse::<i64>()
+                    .map_err(|_| bad("cursor", "is not a cursor this endpoint gave out"))
+            })
+            .transpose()?;
+        if after_id.is_some() && offset > 0 {
+            return Err(bad("offset", "cannot be combined with `cursor`"));
+        }
         Ok(PacketQuery {
             limit: int_param(q, "limit", 50, 1, 500)?,
-            offset: int_param(q, "offset", 0, 0, i64::MAX)?,
+            offset,
+            after_id,
             observer: nonempty(q, "observer").map(str::to_string),
             hash,
             payload_type,
@@ -190,18 +268,36 @@ impl PacketQuery {
     }
 }
 
+/// The smallest hex string above every string that starts with `prefix`
+/// (`None` when there is none: all `f`s), for an index range on `hash`.
+fn hex_prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<u8> = prefix.bytes().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            b'0'..=b'8' | b'a'..=b'e' => last + 1,
+            b'9' => b'a',
+            _ => continue, // 'f': carry into the previous digit
+        };
+        chars.push(next);
+        return String::from_utf8(chars).ok();
+    }
+    None
+}
+
 #[utoipa::path(get, path = "/api/packets", tag = "packets",
     params(
         ("limit" = Option<i64>, Query, description = "1-500, default 50"),
-        ("offset" = Option<i64>, Query, description = "default 0"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the page before"),
+        ("offset" = Option<i64>, Query, description = "0-10000, default 0; deeper pages use `cursor`"),
         ("observer" = Option<String>, Query, description = "observer id"),
         ("hash" = Option<String>, Query, description = "hash prefix (hex)"),
         ("type" = Option<String>, Query, description = "payload type name or code"),
-        ("since" = Option<String>, Query, description = "unix seconds or RFC3339"),
-        ("until" = Option<String>, Query, description = "unix seconds or RFC3339"),
+        ("since" = Option<String>, Query, description = "unix seconds or RFC3339, 1970-9999"),
+        ("until" = Option<String>, Query, description = "unix seconds or RFC3339, 1970-9999"),
         ("order" = Option<String>, Query, description = "asc or desc (default)"),
     ),
-    responses((status = 200, body = PacketsPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = PacketsPage), (status = 400, body = ErrorBody),
+        (status = 503, description = "the query ran past its time limit", body = ErrorBody)))]
 pub(super) async fn packets(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -214,6 +310,13 @@ pub(super) async fn packets(
 fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPage, ApiError> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
+    let empty = || PacketsPage {
+        packets: vec![],
+        total: 0,
+        limit: q.limit,
+        offset: q.offset,
+        next_cursor: None,
+    };
     if let Some(obs) = &q.observer {
         let idx: Option<i64> = c
             .prepare_cached("SELECT rowid FROM observers WHERE id = ?1")?
@@ -227,19 +330,17 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
                 args.push(SqlValue::Integer(idx));
             }
             // An unknown observer heard nothing: an empty page, not an error.
-            None => {
-                return Ok(PacketsPage {
-                    packets: vec![],
-                    total: 0,
-                    limit: q.limit,
-                    offset: q.offset,
-                })
-            }
+            None => return Ok(empty()),
         }
     }
     if let Some(h) = &q.hash {
-        clauses.push("t.hash LIKE ? || '%'");
+        // A range on the hash index, not a LIKE that cannot use it.
+        clauses.push("t.hash >= ?");
         args.push(SqlValue::Text(h.clone()));
+        if let Some(end) = hex_prefix_end(h) {
+            clauses.push("t.hash < ?");
+            args.push(SqlValue::Text(end));
+        }
     }
     if let Some(pt) = q.payload_type {
         clauses.push("t.payload_type = ?");
@@ -253,27 +354,42 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
         clauses.push("t.first_seen <= ?");
         args.push(SqlValue::Text(u.clone()));
     }
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
+    let where_sql = |extra: Option<&str>| {
+        let all: Vec<&str> = clauses.iter().copied().chain(extra).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", all.join(" AND "))
+        }
     };
     let total: i64 = c.query_row(
-        &format!("SELECT COUNT(*) FROM transmissions t {where_sql}"),
+        &format!("SELECT COUNT(*) FROM transmissions t {}", where_sql(None)),
         rusqlite::params_from_iter(args.iter()),
         |r| r.get(0),
     )?;
-    let order = if q.ascending { "ASC" } else { "DESC" };
+    let (order, keyset) = if q.ascending {
+        ("ASC", "t.id > ?")
+    } else {
+        ("DESC", "t.id < ?")
+    };
+    let mut page_args = args.clone();
+    let where_page = match q.after_id {
+        Some(id) => {
+            page_args.push(SqlValue::Integer(id));
+            where_sql(Some(keyset))
+        }
+        None => where_sql(None),
+    };
     let sql = format!(
         "SELECT t.id, t.hash, t.raw_hex, t.first_seen, t.last_seen, t.route_type, t.payload_type,
                 (SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id), t.from_pubkey
-         FROM transmissions t {where_sql} ORDER BY t.id {order} LIMIT ? OFFSET ?"
+         FROM transmissions t {where_page} ORDER BY t.id {order} LIMIT ? OFFSET ?"
     );
-    let mut page_args = args.clone();
-    page_args.push(SqlValue::Integer(q.limit));
+    // One row more than the page, to know whether another page follows.
+    page_args.push(SqlValue::Integer(q.limit + 1));
     page_args.push(SqlValue::Integer(q.offset));
     let mut stmt = c.prepare(&sql)?;
-    let packets = stmt
+    let mut packets = stmt
         .query_map(rusqlite::params_from_iter(page_args.iter()), |r| {
             let last_seen: i64 = r.get(4)?;
             Ok(PacketRow {
@@ -289,60 +405,131 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let more = packets.len() as i64 > q.limit;
+    packets.truncate(q.limit as usize);
+    let next_cursor = more
+        .then(|| {
+            packets
+                .last()
+                .map(|p| cursor::encode("p", &[&p.id.to_string()]))
+        })
+        .flatten();
     Ok(PacketsPage {
         packets,
         total,
         limit: q.limit,
         offset: q.offset,
+        next_cursor,
     })
 }
 
+/// A list answer whose next page is named in the `X-Next-Cursor` header
+/// (the body stays the plain array it always was).
+fn with_next(list: Response, next: Option<String>) -> Response {
+    let mut resp = list;
+    if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert("x-next-cursor", c);
+    }
+    resp
+}
+
 #[utoipa::path(get, path = "/api/packets/timestamps", tag = "packets",
-    params(("since" = String, Query, description = "unix seconds or RFC3339 (required)")),
-    responses((status = 200, body = Vec<String>), (status = 400, body = ErrorBody)))]
+    params(("since" = String, Query, description = "unix seconds or RFC3339, 1970-9999 (required)"),
+        ("limit" = Option<i64>, Query, description = "1-10000, default 1000"),
+        ("cursor" = Option<String>, Query, description = "the X-Next-Cursor header of the page before")),
+    responses((status = 200, body = Vec<String>, description = "ascending; X-Next-Cursor names the next page when there is one"),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn timestamps(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<String>>, ApiError> {
+) -> Result<Response, ApiError> {
     let since = time_param(&q, "since")?.ok_or_else(|| bad("since", "is required"))?;
-    let list = state
+    let limit = int_param(&q, "limit", 1_000, 1, 10_000)?;
+    let after = cursor_param(&q, "t", 2)?
+        .map(|p| {
+            Ok::<_, ApiError>((
+                p[0].clone(),
+                p[1].parse::<i64>()
+                    .map_err(|_| bad("cursor", "is not a cursor this endpoint gave out"))?,
+            ))
+        })
+        .transpose()?;
+    let (list, next) = state
         .read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT first_seen FROM transmissions WHERE first_seen >= ?1 ORDER BY first_seen ASC",
+                "SELECT first_seen, id FROM transmissions
+                 WHERE first_seen >= ?1 AND (?2 IS NULL OR first_seen > ?2 OR (first_seen = ?2 AND id > ?3))
+                 ORDER BY first_seen ASC, id ASC LIMIT ?4",
             )?;
-            let rows = stmt
-                .query_map([since], |r| r.get::<_, String>(0))?
+            let (after_seen, after_id) = match &after {
+                Some((s, id)) => (Some(s.as_str()), *id),
+                None => (None, 0),
+            };
+            let mut rows = stmt
+                .query_map(rusqlite::params![since, after_seen, after_id, limit + 1], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next = more
+                .then(|| rows.last().map(|(s, id)| cursor::encode("t", &[s, &id.to_string()])))
+                .flatten();
+            Ok((rows.into_iter().map(|(s, _)| s).collect::<Vec<_>>(), next))
         })
         .await?;
-    Ok(Json(list))
+    Ok(with_next(Json(list).into_response(), next))
 }
 
 #[utoipa::path(get, path = "/api/observers", tag = "packets",
-    responses((status = 200, body = Vec<ObserverRow>), (status = 500, body = ErrorBody)))]
+    params(("limit" = Option<i64>, Query, description = "1-5000, default 1000"),
+        ("cursor" = Option<String>, Query, description = "the X-Next-Cursor header of the page before")),
+    responses((status = 200, body = Vec<ObserverRow>, description = "by last seen, newest first; X-Next-Cursor names the next page when there is one"),
+        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub(super) async fn observers(
     State(state): State<AppState>,
-) -> Result<Json<Vec<ObserverRow>>, ApiError> {
-    let list = state
-        .read(|c| {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = int_param(&q, "limit", 1_000, 1, 5_000)?;
+    let after = cursor_param(&q, "o", 2)?;
+    let (list, next) = state
+        .read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, name, iata, last_seen, COALESCE(packet_count, 0) FROM observers
-                 ORDER BY last_seen DESC, id",
+                "SELECT id, name, iata, last_seen, COALESCE(packet_count, 0),
+                        COALESCE(last_seen, '') AS seen
+                 FROM observers
+                 WHERE ?1 IS NULL OR COALESCE(last_seen, '') < ?1
+                    OR (COALESCE(last_seen, '') = ?1 AND id > ?2)
+                 ORDER BY seen DESC, id LIMIT ?3",
             )?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(ObserverRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        iata: r.get(2)?,
-                        last_seen: r.get(3)?,
-                        packet_count: r.get(4)?,
-                    })
+            let (after_seen, after_id) = match &after {
+                Some(p) => (Some(p[0].as_str()), p[1].as_str()),
+                None => (None, ""),
+            };
+            let mut rows = stmt
+                .query_map(rusqlite::params![after_seen, after_id, limit + 1], |r| {
+                    Ok((
+                        ObserverRow {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            iata: r.get(2)?,
+                            last_seen: r.get(3)?,
+                            packet_count: r.get(4)?,
+                        },
+                        r.get::<_, String>(5)?,
+                    ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next = more
+                .then(|| {
+                    rows.last()
+                        .map(|(o, seen)| cursor::encode("o", &[seen, &o.id]))
+                })
+                .flatten();
+            Ok((rows.into_iter().map(|(o, _)| o).collect::<Vec<_>>(), next))
         })
         .await?;
-    Ok(Json(list))
+    Ok(with_next(Json(list).into_response(), next))
 }

@@ -26,7 +26,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Serve the API and dashboard.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write realistic demo data into a new database file.
     Seed(SeedArgs),
     /// Print the online-migration status of a database file (no server needed).

@@ -230,14 +230,16 @@ struct BrokerUrl {
     password: Option<String>,
 }
 
-/// `url` with any password replaced, for error messages.
+/// `url` with any password replaced, for error messages, whether or not it
+/// has a scheme (`user:pass@host` is a likely typo of a URL).
 fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
     match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
             None => url.to_string(),
         },
         None => url.to_string(),
@@ -355,6 +357,14 @@ mod tests {
         );
         assert!(!format!("{s:?}").contains("p%w"), "password is not logged");
         let err = MqttSource::from_url("mqtt://user:hunter2@:1883")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user:***@") && !err.contains("hunter2"),
+            "{err}"
+        );
+        // Without a scheme too (a likely typo): the password is never shown.
+        let err = MqttSource::from_url("user:hunter2@broker.example:1883")
             .unwrap_err()
             .to_string();
         assert!(

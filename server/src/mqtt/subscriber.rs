@@ -65,6 +65,11 @@ use crate::writer::{WriteError, Writer};
 pub(crate) const BATCH: usize = 512;
 /// Messages received but not yet taken by the consumer.
 const CHANNEL: usize = 1024;
+/// Payload bytes received but not yet stored and acknowledged, per source:
+/// with the 256 KiB message limit, what bounds a source's memory however
+/// large its messages; when full, the loop stops reading the socket and the
+/// broker holds the rest (its messages stay unacknowledged).
+const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Requests (acks, subscriptions) waiting for the connection loop. Larger
 /// than everything the consumer can hold (channel plus one batch), so an
 /// ack never waits on a loop that is itself waiting on the consumer.
@@ -93,7 +98,12 @@ const PERMANENT_TRIES: u32 = 3;
 
 /// What the connection loop hands the consumer, in receipt order.
 enum Incoming {
-    Message(Publish),
+    /// A message, with its share of [`IN_FLIGHT_BYTES`] (freed once it is
+    /// stored or refused).
+    Message {
+        publish: Publish,
+        _share: tokio::sync::OwnedSemaphorePermit,
+    },
     /// Over [`MAX_MESSAGE_BYTES`]: only what is needed to refuse and
     /// acknowledge it (its payload is dropped at once).
     TooLarge {
@@ -107,7 +117,7 @@ enum Incoming {
 impl Incoming {
     fn ack(&self) -> (u16, QoS) {
         match self {
-            Incoming::Message(p) => (p.pkid, p.qos),
+            Incoming::Message { publish: p, .. } => (p.pkid, p.qos),
             Incoming::TooLarge { pkid, qos, .. } => (*pkid, *qos),
         }
     }
@@ -179,6 +189,7 @@ async fn run_source(
 ) {
     let (client, mut events) = AsyncClient::new(options(&src, client_id), REQUESTS);
     let (tx, rx) = mpsc::channel::<Incoming>(CHANNEL);
+    let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES));
     let mut consumer = tokio::spawn(consume(
         rx,
         client.clone(),
@@ -207,7 +218,19 @@ async fn run_source(
                         bytes: p.payload.len(),
                     }
                 } else {
-                    Incoming::Message(p)
+                    let bytes = p.payload.len().max(1) as u32;
+                    let share = tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|s| *s) => break,
+                        share = budget.clone().acquire_many_owned(bytes) => match share {
+                            Ok(share) => share,
+                            Err(_) => break,
+                        },
+                    };
+                    Incoming::Message {
+                        publish: p,
+                        _share: share,
+                    }
                 };
                 tokio::select! {
                     biased;
@@ -374,7 +397,7 @@ async fn consume(
         let mut statuses = Vec::new();
         for m in &batch {
             let p = match m {
-                Incoming::Message(p) => p,
+                Incoming::Message { publish: p, .. } => p,
                 Incoming::TooLarge { topic, bytes, .. } => {
                     live.rejected(Reject::TooLarge, 1);
                     warn_limited(

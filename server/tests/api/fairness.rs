@@ -34,7 +34,7 @@ const MAX_TRANSMISSIONS: u64 = 1_280_000;
 
 /// A legacy file without the composite index (as CoreScope files in the
 /// field are), of `n` transmissions, generated once per target dir.
-fn legacy_of(n: u64) -> std::path::PathBuf {
+pub fn legacy_of(n: u64) -> std::path::PathBuf {
     let cache =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fairness-legacy-{n}-v1"));
     let db = cache.join("legacy.db");
@@ -74,7 +74,7 @@ fn big_legacy_file() -> std::path::PathBuf {
     }
 }
 
-fn copy_of(src: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+pub fn copy_of(src: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("copy.db");
     std::fs::copy(src, &db).unwrap();

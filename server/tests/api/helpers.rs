@@ -60,6 +60,10 @@ pub struct Options {
     /// The database file, when it must live somewhere special (a small
     /// filesystem); by default a file in the app's temp folder.
     pub db_path: Option<PathBuf>,
+    pub ingest_key_file: Option<PathBuf>,
+    pub operator_key: Option<String>,
+    pub query_timeout_ms: Option<u64>,
+    pub readers: Option<u32>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -82,6 +86,10 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
         listen: Some("127.0.0.1:0".parse()?),
         dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
         api_key: opts.api_key,
+        ingest_key_file: opts.ingest_key_file,
+        operator_key: opts.operator_key,
+        query_timeout_ms: opts.query_timeout_ms,
+        readers: opts.readers,
         ..Default::default()
     })?;
     cfg.mqtt = opts.mqtt;
@@ -100,8 +108,9 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     let addr = listener.local_addr()?;
     let router = meshscope::api::app(parts.state.clone());
     let status = parts.state.status.clone();
+    let limits = cfg.limits.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        meshscope::http::serve(listener, router, &limits, std::future::pending()).await;
     });
     Ok(TestApp {
         base: format!("http://{addr}"),
@@ -137,6 +146,13 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
         let mut req = self.client.post(self.url(path)).body(body);
+        // JSON unless the test says otherwise (ingest refuses anything else).
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "application/json");
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

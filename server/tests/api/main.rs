@@ -11,6 +11,7 @@ mod engine;
 mod fairness;
 mod faults;
 mod helpers;
+mod hostile;
 mod ingest;
 mod legacy;
 mod mqtt;
