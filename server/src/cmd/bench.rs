@@ -332,10 +332,13 @@ struct Server {
     rt: tokio::runtime::Runtime,
 }
 
+/// A real meshscope server (the serve loop, router, writer and readers) on
+/// its own runtime, on `db`.
 fn start_server(
     db: &Path,
-    kind: Kind,
     durability: meshscope::db::Durability,
+    engine: EngineConfig,
+    migrations: Vec<Arc<dyn meshscope::migrate::Migration>>,
 ) -> anyhow::Result<Server> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -349,19 +352,14 @@ fn start_server(
         durability: Some(durability),
         ..Default::default()
     })?;
-    cfg.engine = engine_defaults();
-    let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = match kind {
-        Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
-        _ => vec![],
-    };
+    cfg.engine = engine;
     let parts = serve::build_with(&cfg, migrations)?;
     let router = meshscope::api::app(parts.state.clone());
     let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
+    let limits = cfg.limits.clone();
     rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "bench server failed");
-        }
+        meshscope::http::serve(listener, router, &limits, std::future::pending()).await;
     });
     Ok(Server { parts, base, rt })
 }
@@ -380,7 +378,11 @@ fn run_strategy(
         &db,
         &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
     )?;
-    let server = start_server(&db, kind, durability)?;
+    let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = match kind {
+        Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
+        _ => vec![],
+    };
+    let server = start_server(&db, durability, engine_defaults(), migrations)?;
     let stop_wal = Arc::new(AtomicBool::new(false));
     let wal = wal_sampler(&db, stop_wal.clone());
     let stop = Arc::new(AtomicBool::new(false));
@@ -505,24 +507,17 @@ fn run_herd(
     const CLIENTS: usize = 500;
     let db = copy_fresh(src, work, "herd")?;
     // Slow the backfill so it outlasts the herd.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut cfg = ServeConfig::resolve(ServeArgs {
-        db: Some(db.clone()),
-        listen: Some("127.0.0.1:0".parse()?),
-        dist: Some(PathBuf::from("nonexistent-dist")),
-        ..Default::default()
-    })?;
-    cfg.engine.duty = 0.02;
-    let parts = serve::build_with(&cfg, vec![Arc::new(last_seen::TxLastSeenBackfill)])?;
-    let router = meshscope::api::app(parts.state.clone());
-    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
-    let url = format!("http://{}/api/healthz", listener.local_addr()?);
-    rt.spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let engine = EngineConfig {
+        duty: 0.02,
+        ..engine_defaults()
+    };
+    let Server { parts, base, rt } = start_server(
+        &db,
+        meshscope::db::Durability::default(),
+        engine,
+        vec![Arc::new(last_seen::TxLastSeenBackfill)],
+    )?;
+    let url = format!("{base}/api/healthz");
     rt.block_on(parts.start_migrations())?;
     let status = parts.state.status.clone();
     let reads_before = status.db_reads();
@@ -615,25 +610,8 @@ fn run_durability(
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut cfg = ServeConfig::resolve(ServeArgs {
-        db: Some(db.clone()),
-        listen: Some("127.0.0.1:0".parse()?),
-        dist: Some(PathBuf::from("nonexistent-dist")),
-        durability: Some(mode),
-        ..Default::default()
-    })?;
-    cfg.engine = engine_defaults();
-    let parts = serve::build_with(&cfg, vec![])?;
-    let router = meshscope::api::app(parts.state.clone());
-    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
-    let url = format!("http://{}/api/ingest", listener.local_addr()?);
-    rt.spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let Server { parts, base, rt } = start_server(&db, mode, engine_defaults(), vec![])?;
+    let url = format!("{base}/api/ingest");
     let dur = Duration::from_secs_f64(seconds);
     let seq = Arc::new(AtomicU64::new(
         u64::from(mode == meshscope::db::Durability::Full) << 40,
