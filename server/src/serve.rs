@@ -119,7 +119,37 @@ pub fn build_with(
     })
 }
 
-pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+/// The soft limit on open files of this process (Linux), if it can be read.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Descriptors kept free for the database, its WAL, logs and the broker
+/// connections, beyond the HTTP connections.
+const FILES_RESERVED: u64 = 64;
+
+/// Lowers the connection cap to what the open-files limit allows, so a
+/// flood of connections cannot leave the server unable to open its own
+/// files (healthz failing with "Too many open files").
+fn fit_connections_to_files(cfg: &mut ServeConfig) {
+    if let Some(limit) = open_files_limit() {
+        let room = limit.saturating_sub(FILES_RESERVED).max(1) as usize;
+        if cfg.limits.max_connections > room {
+            tracing::warn!(
+                max_connections = cfg.limits.max_connections,
+                open_files_limit = limit,
+                lowered_to = room,
+                "the open-files limit is too low for --max-connections; lowering it (raise the limit with ulimit -n or LimitNOFILE=)"
+            );
+            cfg.limits.max_connections = room;
+        }
+    }
+}
+
+pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
+    fit_connections_to_files(&mut cfg);
     let parts = build(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
