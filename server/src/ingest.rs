@@ -15,6 +15,7 @@ use shared::timefmt::format_unix_secs;
 
 use crate::decoder;
 use crate::fields::{self, kind, Mode};
+use crate::migrate::{counts, Coverage};
 
 /// Most items one ingest request may carry.
 pub(crate) const MAX_ITEMS: usize = 1000;
@@ -235,11 +236,19 @@ pub(crate) struct ObserverUpdate<'a> {
 
 /// Creates or updates an observer's row (the one statement both a sighting
 /// and a status report use); returns its rowid, which sightings reference.
+/// A new observer is added to the `observers` total.
 pub(crate) fn upsert_observer(
     conn: &Connection,
     u: &ObserverUpdate<'_>,
     now_text: &str,
 ) -> rusqlite::Result<i64> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM observers WHERE id = ?1")?
+        .query_row([u.id], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        counts::add(conn, counts::counter::OBSERVERS, 1)?;
+    }
     conn.prepare_cached(
         "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count,
             model, firmware, battery_mv, uptime_secs, noise_floor)
@@ -274,10 +283,14 @@ pub(crate) fn upsert_observer(
 
 /// Applies one request's sightings inside the caller's transaction (the
 /// writer wraps each request in a savepoint, so a failure leaves nothing).
+/// The maintained counts (each transmission's `observation_count`, the
+/// totals) are kept for the rows `counts` covers; the others are
+/// `counts_backfill_v1`'s to compute.
 pub fn apply(
     tx: &Connection,
     items: &[Sighting],
     now_secs: i64,
+    counts: Coverage,
 ) -> rusqlite::Result<IngestResponse> {
     let now_text = format_unix_secs(now_secs);
     let mut out = IngestResponse {
@@ -285,6 +298,8 @@ pub fn apply(
         new_transmissions: 0,
         duplicates: 0,
     };
+    // Totals to add, written once at the end of the request.
+    let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
     for s in items {
         let observer_idx = upsert_observer(
             tx,
@@ -330,8 +345,14 @@ pub fn apply(
                         s.from_pubkey,
                         now_secs
                     ],
-                    |r| r.get(0),
-                )?
+                    |r| r.get::<_, i64>(0),
+                )
+                .inspect(|id| {
+                    if counts.covers(*id) {
+                        *totals.entry(counts::counter::TRANSMISSIONS.into()).or_default() += 1;
+                        *totals.entry(counts::counter::of_type(Some(s.payload_type))).or_default() += 1;
+                    }
+                })?
             }
         };
 
@@ -366,6 +387,18 @@ pub fn apply(
             "UPDATE observers SET packet_count = COALESCE(packet_count, 0) + 1 WHERE rowid = ?1",
         )?
         .execute([observer_idx])?;
+        if counts.covers(tx_id) {
+            tx.prepare_cached(
+                "UPDATE transmissions SET observation_count = observation_count + 1 WHERE id = ?1",
+            )?
+            .execute([tx_id])?;
+            *totals
+                .entry(counts::counter::OBSERVATIONS.into())
+                .or_default() += 1;
+        }
+    }
+    for (name, n) in totals {
+        counts::add(tx, &name, n)?;
     }
     Ok(out)
 }

@@ -108,7 +108,10 @@ pub fn build_with(
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(api::INGEST_SLOTS)),
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(status_reader, live.clone(), status::DEFAULT_TTL),
-        stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, true)),
+        stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, false)),
+        stats_full_scans: Arc::default(),
+        healthz: api::rendered::RenderCache::new(status::DEFAULT_TTL),
+        migration_list: api::rendered::RenderCache::new(status::DEFAULT_TTL),
         ingest_liveness: mqtt::Liveness::new(cfg.mqtt.iter().map(|s| s.name.as_str())),
         shutdown: tokio::sync::watch::Sender::new(false),
     });

@@ -30,12 +30,18 @@ pub struct IngestResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    pub total_transmissions: i64,
-    pub total_observations: i64,
+    /// `null` until the counts are first computed (`countsReady`).
+    pub total_transmissions: Option<i64>,
+    /// `null` until the counts are first computed (`countsReady`).
+    pub total_observations: Option<i64>,
     pub total_observers: i64,
     pub packets_last_hour: i64,
     pub packets_last24h: i64,
-    pub by_payload_type: BTreeMap<String, i64>,
+    /// `null` until the counts are first computed (`countsReady`).
+    pub by_payload_type: Option<BTreeMap<String, i64>>,
+    /// False while a file from before the maintained counts has them
+    /// computed (online, by `counts_backfill_v1`): "counting", not zero.
+    pub counts_ready: bool,
 }
 
 /// One transmission in `GET /api/packets`.
@@ -67,6 +73,10 @@ pub struct PacketsPage {
     /// Pass back as `cursor` for the next page; `null` on the last page.
     #[serde(default)]
     pub next_cursor: Option<String>,
+    /// `total` is an estimate (a filtered view too large to count cheaply);
+    /// show it as "about".
+    #[serde(default)]
+    pub total_estimated: bool,
 }
 
 /// One row of `GET /api/observers`.
@@ -147,6 +157,11 @@ pub struct Perf {
     pub async_migrations: Option<Vec<MigrationInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_migrations_error: Option<String>,
+    /// Statements `/api/stats` ran since boot that walked a whole table (by
+    /// their query plan or SQLite's full-scan step count): does not grow
+    /// once the counts are ready.
+    #[serde(default)]
+    pub stats_full_scans: u64,
 }
 
 #[cfg(test)]
@@ -181,12 +196,13 @@ mod tests {
     #[test]
     fn stats_keys_follow_the_contract() {
         let s = Stats {
-            total_transmissions: 1,
-            total_observations: 2,
+            total_transmissions: Some(1),
+            total_observations: Some(2),
             total_observers: 3,
             packets_last_hour: 4,
             packets_last24h: 5,
-            by_payload_type: BTreeMap::new(),
+            by_payload_type: Some(BTreeMap::new()),
+            counts_ready: true,
         };
         let v = serde_json::to_value(&s).unwrap();
         for k in [
@@ -196,6 +212,7 @@ mod tests {
             "packetsLastHour",
             "packetsLast24h",
             "byPayloadType",
+            "countsReady",
         ] {
             assert!(v.get(k).is_some(), "{k}");
         }

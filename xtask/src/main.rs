@@ -132,8 +132,9 @@ fn setup() -> Result<()> {
         }
         status(&mut npm)?;
     }
-    // Debian packages the suites need: the MQTT broker, and for the browser
-    // tests Chromium and the sqlite3 CLI (which plants failing triggers).
+    // Debian packages the suites need: the MQTT broker, for the browser
+    // tests Chromium and the sqlite3 CLI (which plants failing triggers),
+    // and wrk, the herd's load generator outside the server process.
     let mut missing = Vec::new();
     if !Path::new(MOSQUITTO).exists() && !on_path("mosquitto") {
         missing.push("mosquitto");
@@ -143,6 +144,9 @@ fn setup() -> Result<()> {
     }
     if !Path::new("/usr/bin/sqlite3").exists() {
         missing.push("sqlite3");
+    }
+    if !on_path("wrk") {
+        missing.push("wrk");
     }
     if !missing.is_empty() {
         apt_install(&missing)?;

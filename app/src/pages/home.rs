@@ -31,9 +31,9 @@ pub(crate) fn Home() -> impl IntoView {
                 <section class="cards">
                     <Card label="Packets" value=s.total_transmissions />
                     <Card label="Sightings" value=s.total_observations />
-                    <Card label="Observers" value=s.total_observers />
-                    <Card label="Last hour" value=s.packets_last_hour />
-                    <Card label="Last 24 h" value=s.packets_last24h />
+                    <Card label="Observers" value=Some(s.total_observers) />
+                    <Card label="Last hour" value=Some(s.packets_last_hour) />
+                    <Card label="Last 24 h" value=Some(s.packets_last24h) />
                 </section>
             }
             .into_any(),
@@ -48,11 +48,14 @@ pub(crate) fn Home() -> impl IntoView {
     }
 }
 
+/// A stat card; `None` while the server is still counting (a file from
+/// before the maintained counts): "counting…", never a zero.
 #[component]
-fn Card(label: &'static str, value: i64) -> impl IntoView {
+fn Card(label: &'static str, value: Option<i64>) -> impl IntoView {
+    let shown = value.map_or_else(|| "counting…".to_string(), thousands);
     view! {
         <div class="card">
-            <div class="card-value">{thousands(value)}</div>
+            <div class="card-value" class:counting=value.is_none()>{shown}</div>
             <div class="card-label">{label}</div>
         </div>
     }

@@ -1,5 +1,8 @@
 //! Packets: `/api/packets` with filters (type, observer, hash prefix, time
-//! range) and paging.
+//! range) and paging by cursor: "Older" follows the page's `nextCursor`,
+//! "Newer" goes back along the cursors followed, so pages neither repeat
+//! nor skip rows while new packets arrive. A total the server only
+//! estimates is shown as "about".
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -38,9 +41,12 @@ fn local_to_unix(v: &str) -> Result<Option<i64>, String> {
     }
 }
 
-fn query(f: &Filters, offset: i64) -> Result<String, String> {
+fn query(f: &Filters, cursor: Option<&str>) -> Result<String, String> {
     let enc = |s: &str| String::from(js_sys::encode_uri_component(s.trim()));
-    let mut q = format!("/api/packets?limit={PAGE}&offset={offset}&order=desc");
+    let mut q = format!("/api/packets?limit={PAGE}&order=desc");
+    if let Some(c) = cursor {
+        q.push_str(&format!("&cursor={}", enc(c)));
+    }
     for (k, v) in [
         ("type", &f.kind),
         ("observer", &f.observer),
@@ -62,7 +68,9 @@ fn query(f: &Filters, offset: i64) -> Result<String, String> {
 #[component]
 pub(crate) fn Packets() -> impl IntoView {
     let filters = RwSignal::new(Filters::default());
-    let offset = RwSignal::new(0_i64);
+    // The cursors followed from the first page: the current page is read
+    // with the last one (none: the first page).
+    let cursors = RwSignal::new(Vec::<String>::new());
     let page = RwSignal::new(None::<Result<PacketsPage, String>>);
     let observers = RwSignal::new(None::<Result<Vec<ObserverRow>, String>>);
     spawn_local(async move {
@@ -72,7 +80,8 @@ pub(crate) fn Packets() -> impl IntoView {
     // request's answer is shown, however the answers arrive.
     let latest = StoredValue::new(0_u32);
     let load = move || {
-        let q = filters.with_untracked(|f| query(f, offset.get_untracked()));
+        let q = filters
+            .with_untracked(|f| cursors.with_untracked(|c| query(f, c.last().map(String::as_str))));
         latest.update_value(|n| *n += 1);
         let mine = latest.get_value();
         spawn_local(async move {
@@ -102,7 +111,7 @@ pub(crate) fn Packets() -> impl IntoView {
             since: since.get_untracked(),
             until: until.get_untracked(),
         });
-        offset.set(0);
+        cursors.set(Vec::new());
         load();
     };
     let clear = move |_| {
@@ -110,7 +119,7 @@ pub(crate) fn Packets() -> impl IntoView {
             s.set(String::new());
         }
         filters.set(Filters::default());
-        offset.set(0);
+        cursors.set(Vec::new());
         load();
     };
 
@@ -169,26 +178,36 @@ pub(crate) fn Packets() -> impl IntoView {
         {move || match page.get() {
             None => loading(),
             Some(Err(e)) => load_error("packets", &e),
-            Some(Ok(p)) if p.packets.is_empty() => muted(if p.total == 0 && p.offset == 0 {
-                "No packets match these filters."
-            } else {
-                "No more packets."
-            }),
+            Some(Ok(p)) if p.packets.is_empty() => muted(
+                if p.total == 0 && cursors.with_untracked(Vec::is_empty) {
+                    "No packets match these filters."
+                } else {
+                    "No more packets."
+                },
+            ),
             Some(Ok(p)) => {
-                let first = p.offset + 1;
-                let last = p.offset + p.packets.len() as i64;
-                let total = p.total;
+                let skipped = cursors.with_untracked(Vec::len) as i64 * PAGE;
+                let first = skipped + 1;
+                let last = skipped + p.packets.len() as i64;
+                // An estimate can fall short of the rows already shown.
+                let total = if p.total_estimated {
+                    format!("about {}", thousands(p.total.max(last)))
+                } else {
+                    thousands(p.total)
+                };
                 view! {
-                    <p class="muted">{format!("{} – {} of {}", thousands(first), thousands(last), thousands(total))}</p>
+                    <p class="muted" id="packets-range">{format!("{} – {} of {total}", thousands(first), thousands(last))}</p>
                     <PacketTable rows=p.packets />
                 }.into_any()
             }
         }}
         <nav class="pager" aria-label="Pages">
             <button
-                disabled=move || offset.get() == 0
+                disabled=move || cursors.with(Vec::is_empty)
                 on:click=move |_| {
-                    offset.update(|o| *o = (*o - PAGE).max(0));
+                    cursors.update(|c| {
+                        c.pop();
+                    });
                     load();
                 }
             >
@@ -196,11 +215,17 @@ pub(crate) fn Packets() -> impl IntoView {
             </button>
             <button
                 disabled=move || {
-                    page.get().and_then(Result::ok).is_none_or(|p| p.offset + PAGE >= p.total)
+                    page.with(|p| !matches!(p, Some(Ok(p)) if p.next_cursor.is_some()))
                 }
                 on:click=move |_| {
-                    offset.update(|o| *o += PAGE);
-                    load();
+                    let next = page.with_untracked(|p| match p {
+                        Some(Ok(p)) => p.next_cursor.clone(),
+                        _ => None,
+                    });
+                    if let Some(next) = next {
+                        cursors.update(|c| c.push(next));
+                        load();
+                    }
                 }
             >
                 "Older ›"

@@ -56,13 +56,30 @@ pub(super) async fn migration_health(state: &AppState) -> Healthz {
     responses((status = 200, body = Vec<MigrationInfo>), (status = 500, description = "status unreadable (never an empty list)", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
-) -> Result<Json<Vec<MigrationInfo>>, ApiError> {
-    state
-        .status
-        .infos(now_ms())
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::internal("migration status unavailable", e))
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let rendered = state
+        .migration_list
+        .get(state.status_key(), || async {
+            match state.status.infos(now_ms()).await {
+                Ok(list) => super::rendered::Rendered::json(axum::http::StatusCode::OK, &list),
+                Err(e) => {
+                    let e = ApiError::internal("migration status unavailable", e);
+                    let body = ErrorBody {
+                        error: e.to_string(),
+                    };
+                    // Logged like every 5xx (rate-limited per kind).
+                    let _ = e.into_response();
+                    super::rendered::Rendered::json(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        &body,
+                    )
+                }
+            }
+        })
+        .await;
+    rendered.respond(&headers, state.migration_list.ttl())
 }
 
 /// `POST /api/migrations/{name}/{action}`.

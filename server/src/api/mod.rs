@@ -6,6 +6,7 @@ pub mod error;
 mod migrations;
 pub mod perf;
 mod read;
+pub(crate) mod rendered;
 mod write;
 
 use std::path::PathBuf;
@@ -65,9 +66,17 @@ pub struct Inner {
     pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
     pub dist: Option<PathBuf>,
     pub status: Arc<StatusSource>,
-    /// `/api/stats` counts whole tables (hundreds of ms at 15M sightings):
-    /// computed at most once per [`STATS_TTL`], one computation at a time.
+    /// `/api/stats`: computed at most once per [`STATS_TTL`], one
+    /// computation at a time (the caller that refreshes waits, so an answer
+    /// is never older than the TTL plus one computation).
     pub(crate) stats: Arc<crate::cache::SingleFlight<shared::api::Stats, SharedError>>,
+    /// `/api/stats` statements that walked a whole table (`statsFullScans`
+    /// of `/api/perf`): does not grow once the maintained counts are ready.
+    pub stats_full_scans: Arc<std::sync::atomic::AtomicU64>,
+    /// healthz and the migration list, rendered once per change (at most
+    /// once per status TTL).
+    pub(crate) healthz: rendered::RenderCache,
+    pub(crate) migration_list: rendered::RenderCache,
     /// Live-ingest sources (MQTT brokers); empty when none is configured.
     pub ingest_liveness: crate::mqtt::Liveness,
     /// Becomes `true` when the server starts shutting down. Long-lived
@@ -100,8 +109,9 @@ impl crate::cache::Abandoned for SharedError {
     }
 }
 
-/// How old `/api/stats` may be.
-pub(crate) const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How old `/api/stats` may be: it reads counters and index ranges, so it
+/// is cheap; the short cache only shares one read among a herd.
+pub(crate) const STATS_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -154,6 +164,16 @@ impl AppState {
 
     pub(crate) fn uptime_sec(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+
+    /// A digest of what migration status shows: this process's live
+    /// records, the stored rows read so far, whether the writer runs.
+    pub(crate) fn status_key(&self) -> u64 {
+        rendered::key_of(&[
+            self.status.live().version(),
+            self.status.db_reads(),
+            u64::from(self.writer.health().is_running()),
+        ])
     }
 }
 

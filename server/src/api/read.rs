@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rusqlite::types::Value as SqlValue;
@@ -16,22 +16,40 @@ use shared::timefmt::{format_unix_secs, parse_time_param};
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::{now_ms, now_secs};
+use crate::migrate::counts;
 
 /// `GET /api/healthz`: 200 while the process serves; the body tells the
 /// truth about migrations (fail closed when their status cannot be read).
 #[utoipa::path(get, path = "/api/healthz", tag = "status",
     responses((status = 200, description = "Readiness, version, uptime and migration status", body = Healthz),
         (status = 503, description = "not ready: the database writer has stopped (same body, `ready: false`)", body = Healthz)))]
-pub(super) async fn healthz(State(state): State<AppState>) -> Response {
-    let h = super::migrations::migration_health(&state).await;
-    // Not ready (the writer is gone): 503, so load balancers and
-    // supervisors see it without reading the body.
-    let status = if h.ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(h)).into_response()
+pub(super) async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let key = super::rendered::key_of(&[
+        state.status_key(),
+        state.ingest_liveness.version(),
+        state.uptime_sec(),
+    ]);
+    let rendered = state
+        .healthz
+        .get(key, || async {
+            let h = super::migrations::migration_health(&state).await;
+            // Not ready (the writer is gone): 503, so load balancers and
+            // supervisors see it without reading the body.
+            let status = if h.ready {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            };
+            let failed = h.async_migrations_error.is_some();
+            let r = super::rendered::Rendered::json(status, &h);
+            if failed {
+                r.once()
+            } else {
+                r
+            }
+        })
+        .await;
+    rendered.respond(&headers, state.healthz.ttl())
 }
 
 /// `GET /api/perf`: request timings; a migration status failure does not
@@ -49,6 +67,9 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
         endpoints: state.perf.snapshot(),
         async_migrations: list,
         async_migrations_error: error.clone(),
+        stats_full_scans: state
+            .stats_full_scans
+            .load(std::sync::atomic::Ordering::Relaxed),
     });
     match error {
         Some(e) => {
@@ -76,33 +97,115 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
         .map_err(ApiError::from)
 }
 
+/// Whether `counts_backfill_v1` is done in this process, so the maintained
+/// counts (`_meshscope_counters`, `transmissions.observation_count`) are exact.
+pub(super) fn counts_ready(state: &AppState) -> bool {
+    state
+        .status
+        .live()
+        .snapshot()
+        .get(counts::NAME)
+        .is_some_and(|r| r.status == shared::migration::MigrationStatus::Done)
+}
+
+const COUNTER_SQL: &str = "SELECT COALESCE((SELECT n FROM _meshscope_counters WHERE name = ?1), 0)";
+
+/// A counter of `_meshscope_counters` (a primary-key lookup).
+fn counter(c: &rusqlite::Connection, name: &str) -> rusqlite::Result<i64> {
+    c.prepare_cached(COUNTER_SQL)?
+        .query_row([name], |r| r.get(0))
+}
+
+/// Runs `f` with the statement `sql` and adds 1 to `scans` when it walked a
+/// whole table: its query plan says `SCAN <table>` (which also catches a bare
+/// `COUNT(*)`, whose page walk SQLite's step counter does not see) or SQLite
+/// counted full-scan steps (`SQLITE_STMTSTATUS_FULLSCAN_STEP`).
+fn counting_scans<T>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    scans: &mut u64,
+    f: impl FnOnce(&mut rusqlite::Statement<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut plan = c.prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    // Parameters left unbound (NULL): the plan does not depend on them.
+    let mut rows = plan.raw_query();
+    let mut plan_scans = false;
+    while let Some(row) = rows.next()? {
+        let detail: String = row.get(3)?;
+        plan_scans |= detail.starts_with("SCAN ") && detail != "SCAN CONSTANT ROW";
+    }
+    drop(rows);
+    let mut stmt = c.prepare_cached(sql)?;
+    stmt.reset_status(rusqlite::StatementStatus::FullscanStep);
+    let out = f(&mut stmt)?;
+    let steps = stmt.get_status(rusqlite::StatementStatus::FullscanStep);
+    if plan_scans || steps > 0 {
+        *scans += 1;
+    }
+    Ok(out)
+}
+
+/// `/api/stats` from maintained counts and index ranges: no table is
+/// scanned. Until the counts are first computed (on a file from before
+/// them), the totals are `null` and `countsReady` is false.
 async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
     let now = now_secs();
+    let ready = counts_ready(state);
+    let scans_total = state.stats_full_scans.clone();
     state
         .read(move |c| {
-            let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [], |r| r.get(0)) };
-            let since = |secs: i64| -> rusqlite::Result<i64> {
-                c.prepare_cached("SELECT COUNT(*) FROM transmissions WHERE first_seen >= ?1")?
-                    .query_row([format_unix_secs(now - secs)], |r| r.get(0))
+            let mut scans = 0u64;
+            let mut since = |secs: i64| -> rusqlite::Result<i64> {
+                counting_scans(
+                    c,
+                    "SELECT COUNT(*) FROM transmissions WHERE first_seen >= ?1",
+                    &mut scans,
+                    |s| s.query_row([format_unix_secs(now - secs)], |r| r.get(0)),
+                )
             };
-            let mut by_type = BTreeMap::new();
-            let mut stmt = c.prepare_cached(
-                "SELECT payload_type, COUNT(*) FROM transmissions GROUP BY payload_type",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (t, n) = row?;
-                *by_type.entry(payload_label(t)).or_insert(0) += n;
-            }
+            let (last_hour, last24h) = (since(3600)?, since(86_400)?);
+            let count_of = |name: &str, scans: &mut u64| -> rusqlite::Result<i64> {
+                counting_scans(c, COUNTER_SQL, scans, |s| s.query_row([name], |r| r.get(0)))
+            };
+            let total_observers = if ready {
+                count_of(counts::counter::OBSERVERS, &mut scans)?
+            } else {
+                // Until the counts are ready: the observers table is small.
+                counting_scans(c, "SELECT COUNT(*) FROM observers", &mut scans, |s| {
+                    s.query_row([], |r| r.get(0))
+                })?
+            };
+            let (totals, by_type) = if ready {
+                let mut by_type = BTreeMap::new();
+                let rows: Vec<(String, i64)> = counting_scans(
+                    c,
+                    "SELECT name, n FROM _meshscope_counters WHERE name >= 'type:' AND name < 'type;'",
+                    &mut scans,
+                    |s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect(),
+                )?;
+                for (name, n) in rows {
+                    let code = name
+                        .strip_prefix("type:")
+                        .and_then(|t| t.parse::<i64>().ok());
+                    if n > 0 {
+                        *by_type.entry(payload_label(code)).or_insert(0) += n;
+                    }
+                }
+                let t = count_of(counts::counter::TRANSMISSIONS, &mut scans)?;
+                let o = count_of(counts::counter::OBSERVATIONS, &mut scans)?;
+                (Some((t, o)), Some(by_type))
+            } else {
+                (None, None)
+            };
+            scans_total.fetch_add(scans, std::sync::atomic::Ordering::Relaxed);
             Ok(Stats {
-                total_transmissions: count("SELECT COUNT(*) FROM transmissions")?,
-                total_observations: count("SELECT COUNT(*) FROM observations")?,
-                total_observers: count("SELECT COUNT(*) FROM observers")?,
-                packets_last_hour: since(3600)?,
-                packets_last24h: since(86_400)?,
+                total_transmissions: totals.map(|t| t.0),
+                total_observations: totals.map(|t| t.1),
+                total_observers,
+                packets_last_hour: last_hour,
+                packets_last24h: last24h,
                 by_payload_type: by_type,
+                counts_ready: ready,
             })
         })
         .await
@@ -303,11 +406,39 @@ pub(super) async fn packets(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<PacketsPage>, ApiError> {
     let pq = PacketQuery::parse(&q)?;
-    let page = state.read(move |c| query_packets(c, &pq)).await?;
+    let ready = counts_ready(&state);
+    let page = state.read(move |c| query_packets(c, &pq, ready)).await?;
     Ok(Json(page))
 }
 
-fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPage, ApiError> {
+/// Filtered views counted exactly up to this many rows; beyond, `total` is
+/// an estimate (`totalEstimated`).
+const EXACT_COUNT_MAX: i64 = 10_000;
+/// The newest transmissions sampled for an estimate.
+const ESTIMATE_SAMPLE: i64 = 1_000;
+/// Fewer when each sampled row costs an index probe (an observer filter):
+/// a share of 35% is still known within about 6% (two standard deviations).
+const PROBE_SAMPLE: i64 = 250;
+/// An observer with at most this many sightings is "rare": its pages are
+/// read from its sightings (an index range), not by probing every
+/// transmission for one of them.
+const RARE_OBSERVER: i64 = 5_000;
+
+/// How a page finds the transmissions an observer heard.
+enum ObserverFilter {
+    /// Few sightings: from the observer's index range, counted exactly.
+    Rare,
+    /// Many: probe each transmission (newest first); the total is estimated.
+    Frequent,
+}
+
+/// A page of `/api/packets`. `ready`: the maintained counts are exact, so
+/// totals and per-row sighting counts are read, not counted.
+fn query_packets(
+    c: &rusqlite::Connection,
+    q: &PacketQuery,
+    ready: bool,
+) -> Result<PacketsPage, ApiError> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     let empty = || PacketsPage {
@@ -316,22 +447,33 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
         limit: q.limit,
         offset: q.offset,
         next_cursor: None,
+        total_estimated: false,
     };
+    let mut observer = None;
     if let Some(obs) = &q.observer {
         let idx: Option<i64> = c
             .prepare_cached("SELECT rowid FROM observers WHERE id = ?1")?
             .query_row([obs], |r| r.get(0))
             .optional()?;
-        match idx {
-            Some(idx) => {
-                clauses.push(
-                    "EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id AND o.observer_idx = ?)",
-                );
-                args.push(SqlValue::Integer(idx));
-            }
-            // An unknown observer heard nothing: an empty page, not an error.
-            None => return Ok(empty()),
-        }
+        // An unknown observer heard nothing: an empty page, not an error.
+        let Some(idx) = idx else { return Ok(empty()) };
+        let sightings: i64 = c
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM observations WHERE observer_idx = ?1 LIMIT ?2)",
+            )?
+            .query_row([idx, RARE_OBSERVER + 1], |r| r.get(0))?;
+        let filter = if sightings <= RARE_OBSERVER {
+            clauses
+                .push("t.id IN (SELECT transmission_id FROM observations WHERE observer_idx = ?)");
+            ObserverFilter::Rare
+        } else {
+            clauses.push(
+                "EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id AND o.observer_idx = ?)",
+            );
+            ObserverFilter::Frequent
+        };
+        args.push(SqlValue::Integer(idx));
+        observer = Some(filter);
     }
     if let Some(h) = &q.hash {
         // A range on the hash index, not a LIKE that cannot use it.
@@ -346,14 +488,18 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
         clauses.push("t.payload_type = ?");
         args.push(SqlValue::Integer(i64::from(pt)));
     }
+    let mut window: Vec<&str> = Vec::new();
+    let mut window_args: Vec<SqlValue> = Vec::new();
     if let Some(s) = &q.since {
-        clauses.push("t.first_seen >= ?");
-        args.push(SqlValue::Text(s.clone()));
+        window.push("t.first_seen >= ?");
+        window_args.push(SqlValue::Text(s.clone()));
     }
     if let Some(u) = &q.until {
-        clauses.push("t.first_seen <= ?");
-        args.push(SqlValue::Text(u.clone()));
+        window.push("t.first_seen <= ?");
+        window_args.push(SqlValue::Text(u.clone()));
     }
+    clauses.extend(window.iter().copied());
+    args.extend(window_args.iter().cloned());
     let where_sql = |extra: Option<&str>| {
         let all: Vec<&str> = clauses.iter().copied().chain(extra).collect();
         if all.is_empty() {
@@ -362,11 +508,104 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
             format!("WHERE {}", all.join(" AND "))
         }
     };
-    let total: i64 = c.query_row(
-        &format!("SELECT COUNT(*) FROM transmissions t {}", where_sql(None)),
-        rusqlite::params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
+    let only_type = q.observer.is_none() && q.hash.is_none() && window.is_empty();
+    // About: the share of matches among the newest transmissions (of the
+    // time window, when there is one), scaled to all of them.
+    let sample = if matches!(observer, Some(ObserverFilter::Frequent)) {
+        PROBE_SAMPLE
+    } else {
+        ESTIMATE_SAMPLE
+    };
+    let estimate = |at_least: i64| -> Result<(i64, bool), ApiError> {
+        let max_id: i64 =
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM transmissions", [], |r| {
+                r.get(0)
+            })?;
+        let floor = max_id - sample;
+        if floor <= 0 {
+            // The sample would be the whole table: count it exactly.
+            let n: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM transmissions t {}", where_sql(None)),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            return Ok((n, false));
+        }
+        let sample_where = |all: &[&str]| {
+            let mut parts: Vec<&str> = all.to_vec();
+            parts.push("t.id > ?");
+            format!("WHERE {}", parts.join(" AND "))
+        };
+        let sampled: i64 = c.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM transmissions t {}",
+                sample_where(&clauses)
+            ),
+            rusqlite::params_from_iter(args.iter().chain([&SqlValue::Integer(floor)])),
+            |r| r.get(0),
+        )?;
+        let (universe, in_sample) = if window.is_empty() {
+            let all = if ready {
+                counter(c, counts::counter::TRANSMISSIONS)?
+            } else {
+                max_id
+            };
+            (all, sample)
+        } else {
+            // The window is an index range on first_seen.
+            let universe: i64 = c.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM transmissions t WHERE {}",
+                    window.join(" AND ")
+                ),
+                rusqlite::params_from_iter(window_args.iter()),
+                |r| r.get(0),
+            )?;
+            let in_sample: i64 = c.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM transmissions t {}",
+                    sample_where(&window)
+                ),
+                rusqlite::params_from_iter(window_args.iter().chain([&SqlValue::Integer(floor)])),
+                |r| r.get(0),
+            )?;
+            (universe, in_sample)
+        };
+        let scaled = if in_sample > 0 {
+            sampled as f64 / in_sample as f64 * universe as f64
+        } else {
+            // None of the window is among the newest rows: nothing to scale.
+            at_least as f64
+        };
+        Ok(((scaled.round() as i64).max(at_least), true))
+    };
+    let (total, total_estimated) = match (ready && only_type, q.payload_type, &observer) {
+        (true, None, _) => (counter(c, counts::counter::TRANSMISSIONS)?, false),
+        (true, Some(t), _) => (
+            counter(c, &counts::counter::of_type(Some(i64::from(t))))?,
+            false,
+        ),
+        // Counting exactly would probe transmissions until enough match,
+        // however many that takes.
+        (_, _, Some(ObserverFilter::Frequent)) => estimate(0)?,
+        _ => {
+            // Exact while cheap: count at most EXACT_COUNT_MAX + 1 matches.
+            let bounded: i64 = c.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM transmissions t {} LIMIT {})",
+                    where_sql(None),
+                    EXACT_COUNT_MAX + 1
+                ),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            if bounded <= EXACT_COUNT_MAX {
+                (bounded, false)
+            } else {
+                estimate(bounded)?
+            }
+        }
+    };
     let (order, keyset) = if q.ascending {
         ("ASC", "t.id > ?")
     } else {
@@ -380,9 +619,15 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
         }
         None => where_sql(None),
     };
+    // The sighting count is read from the row once the counts are ready.
+    let sightings = if ready {
+        "t.observation_count"
+    } else {
+        "(SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id)"
+    };
     let sql = format!(
         "SELECT t.id, t.hash, t.raw_hex, t.first_seen, t.last_seen, t.route_type, t.payload_type,
-                (SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id), t.from_pubkey
+                {sightings}, t.from_pubkey
          FROM transmissions t {where_page} ORDER BY t.id {order} LIMIT ? OFFSET ?"
     );
     // One row more than the page, to know whether another page follows.
@@ -420,6 +665,7 @@ fn query_packets(c: &rusqlite::Connection, q: &PacketQuery) -> Result<PacketsPag
         limit: q.limit,
         offset: q.offset,
         next_cursor,
+        total_estimated,
     })
 }
 

@@ -60,7 +60,7 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    fn of(samples: &[Duration]) -> Summary {
+    pub(crate) fn of(samples: &[Duration]) -> Summary {
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
             .unwrap_or_else(|_| unreachable!("static histogram bounds are valid"));
         for s in samples {
@@ -109,6 +109,9 @@ pub(crate) struct StrategyResult {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HerdResult {
+    /// What generated the load: `wrk` in its own process when installed,
+    /// else clients inside the bench process.
+    pub(crate) generator: String,
     pub(crate) clients: usize,
     pub(crate) seconds: f64,
     pub(crate) requests: u64,
@@ -118,6 +121,11 @@ pub(crate) struct HerdResult {
     pub(crate) max_ms: f64,
     pub(crate) status_db_reads: u64,
     pub(crate) status_db_reads_per_ttl: f64,
+    pub(crate) target_p99_ms: f64,
+    /// p99 and status reads per TTL within their targets, no errors, and
+    /// the backfill still running when the herd ended.
+    pub(crate) met: bool,
+    pub(crate) backfill_outlasted_herd: bool,
 }
 
 /// Ingest with one `--durability` mode, on an empty file, no backfill.
@@ -125,6 +133,9 @@ pub(crate) struct HerdResult {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DurabilityResult {
     pub(crate) mode: String,
+    /// Whether ingest kept the counts (`observation_count`, the totals) in
+    /// its transactions, as it does once `counts_backfill_v1` is done.
+    pub(crate) counts_maintained: bool,
     /// Closed loop: [`BURST_CLIENTS`] clients posting [`BURST_ITEMS`]
     /// sightings per request, back to back.
     pub(crate) burst_sightings_per_sec: f64,
@@ -146,6 +157,8 @@ pub(crate) struct Report {
     pub(crate) strategies: Vec<StrategyResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) herd: Option<HerdResult>,
+    /// The read path on an idle server with its counts ready.
+    pub(crate) reads: super::reads::ReadsResult,
     /// The durability the strategies ran with.
     pub(crate) strategies_durability: String,
     pub(crate) durability: Vec<DurabilityResult>,
@@ -210,11 +223,12 @@ fn source_file(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
 fn copy_fresh(src: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let dst = dir.join(format!("{name}.db"));
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", dst.display()));
-    }
+    super::reads::remove_db(&dst);
     std::fs::copy(src, &dst)
         .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+    // On disk before the server starts, so the copy's writeback does not
+    // stall the measured commits.
+    std::fs::File::open(&dst)?.sync_all()?;
     Ok(dst)
 }
 
@@ -477,9 +491,7 @@ fn run_strategy(
         count(&db, WRONG_LAST_SEEN)?
     };
     let orphans_touched = count(&db, ORPHANS_TOUCHED)?;
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    super::reads::remove_db(&db);
     Ok(StrategyResult {
         name: kind.name().to_string(),
         backfill_wall_sec: (kind != Kind::Idle).then_some(wall.as_secs_f64()),
@@ -521,15 +533,68 @@ fn run_herd(
     rt.block_on(parts.start_migrations())?;
     let status = parts.state.status.clone();
     let reads_before = status.db_reads();
+    let external = super::reads::wrk_available();
+    let measured = if external {
+        super::reads::run_wrk(&url, CLIENTS, seconds)?
+    } else {
+        eprintln!(
+            "bench: wrk is not installed (apt-get install wrk); the herd runs inside this process"
+        );
+        in_process_herd(&url, CLIENTS, seconds, client_rt)
+    };
+    let reads = status.db_reads() - reads_before;
+    let still_running = parts
+        .live
+        .snapshot()
+        .get(last_seen::NAME)
+        .is_some_and(|r| r.status == shared::migration::MigrationStatus::Running);
+    if !still_running {
+        eprintln!("bench: warning: the backfill finished before the herd did");
+    }
+    parts.writer.shutdown();
+    drop(rt);
+    super::reads::remove_db(&db);
+    // A run of S seconds touches floor(S / TTL) + 1 cache windows (the
+    // cold read at the start, then one per expiry): at most one read each.
+    let per_ttl =
+        reads as f64 / ((seconds / meshscope::status::DEFAULT_TTL.as_secs_f64()).floor() + 1.0);
+    Ok(HerdResult {
+        generator: measured.generator,
+        clients: CLIENTS,
+        seconds,
+        requests: measured.requests,
+        errors: measured.errors,
+        p50_ms: measured.p50_ms,
+        p99_ms: measured.p99_ms,
+        max_ms: measured.max_ms,
+        status_db_reads: reads,
+        status_db_reads_per_ttl: per_ttl,
+        target_p99_ms: super::reads::HERD_TARGET_P99_MS,
+        met: measured.errors == 0
+            && still_running
+            && measured.p99_ms <= super::reads::HERD_TARGET_P99_MS
+            && per_ttl <= super::reads::HERD_TARGET_READS_PER_TTL,
+        backfill_outlasted_herd: still_running,
+    })
+}
+
+/// The herd from tasks of this process (when `wrk` is missing).
+fn in_process_herd(
+    url: &str,
+    clients: usize,
+    seconds: f64,
+    client_rt: &tokio::runtime::Runtime,
+) -> super::reads::External {
     let dur = Duration::from_secs_f64(seconds);
+    let url = url.to_string();
     let results: Vec<(Vec<Duration>, u64)> = client_rt.block_on(async move {
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(CLIENTS)
+            .pool_max_idle_per_host(clients)
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let end = Instant::now() + dur;
-        let tasks: Vec<_> = (0..CLIENTS)
+        let tasks: Vec<_> = (0..clients)
             .map(|_| {
                 let (client, url) = (client.clone(), url.clone());
                 tokio::spawn(async move {
@@ -557,39 +622,61 @@ fn run_herd(
         }
         out
     });
-    let reads = status.db_reads() - reads_before;
-    let still_running = parts
-        .live
-        .snapshot()
-        .get(last_seen::NAME)
-        .is_some_and(|r| r.status == shared::migration::MigrationStatus::Running);
-    if !still_running {
-        eprintln!("bench: warning: the backfill finished before the herd did");
-    }
-    parts.writer.shutdown();
-    drop(rt);
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
     let all: Vec<Duration> = results
         .iter()
         .flat_map(|(l, _)| l.iter().copied())
         .collect();
-    let errors = results.iter().map(|(_, e)| e).sum();
     let s = Summary::of(&all);
-    Ok(HerdResult {
-        clients: CLIENTS,
-        seconds,
+    super::reads::External {
+        generator: "in-process (wrk not installed)".to_string(),
         requests: s.n,
-        errors,
+        errors: results.iter().map(|(_, e)| e).sum(),
         p50_ms: s.p50_ms,
         p99_ms: s.p99_ms,
         max_ms: s.max_ms,
-        status_db_reads: reads,
-        // A run of S seconds touches floor(S / TTL) + 1 cache windows (the
-        // cold read at the start, then one per expiry): at most one read each.
-        status_db_reads_per_ttl: reads as f64
-            / ((seconds / meshscope::status::DEFAULT_TTL.as_secs_f64()).floor() + 1.0),
+    }
+}
+
+/// The read path: every backfill run to completion on a fresh copy, then
+/// the dashboard's reads one after another.
+fn run_reads(
+    src: &Path,
+    work: &Path,
+    per_case: usize,
+) -> anyhow::Result<super::reads::ReadsResult> {
+    let db = copy_fresh(src, work, "reads")?;
+    let Server { parts, base, rt } = start_server(
+        &db,
+        meshscope::db::Durability::default(),
+        engine_defaults(),
+        meshscope::migrate::registry(),
+    )?;
+    let started = Instant::now();
+    rt.block_on(parts.start_migrations())?;
+    super::reads::wait_all_done(&parts, Duration::from_secs(3_600))?;
+    let backfills_wall_sec = started.elapsed().as_secs_f64();
+    let counts_backfill_sec = super::reads::elapsed_of(
+        &parts,
+        meshscope::migrate::counts::NAME,
+        meshscope::clock::now_ms(),
+    );
+    // The backfills' WAL written back into the file first, so the reads
+    // are not measured against the checkpoint that would follow.
+    rusqlite::Connection::open(&db)?.query_row(
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        [],
+        |_| Ok(()),
+    )?;
+    let (cases, stats_full_scans) = rt.block_on(super::reads::measure(&base, per_case))?;
+    parts.writer.shutdown();
+    drop(rt);
+    super::reads::remove_db(&db);
+    Ok(super::reads::ReadsResult {
+        backfills_wall_sec: round2(backfills_wall_sec),
+        counts_backfill_sec: round2(counts_backfill_sec),
+        requests_per_case: per_case,
+        cases,
+        stats_full_scans,
     })
 }
 
@@ -601,20 +688,30 @@ const BURST_ITEMS: usize = 10;
 /// Ingest throughput and latency with `mode`, on a fresh empty file.
 fn run_durability(
     mode: meshscope::db::Durability,
+    counts: bool,
     work: &Path,
     seconds: f64,
     client_rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<DurabilityResult> {
     std::fs::create_dir_all(work)?;
-    let db = work.join(format!("durability-{}.db", mode.as_str()));
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    let db = work.join(format!("durability-{}-{counts}.db", mode.as_str()));
+    super::reads::remove_db(&db);
+    let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = if counts {
+        vec![Arc::new(meshscope::migrate::counts::CountsBackfill)]
+    } else {
+        vec![]
+    };
+    let Server { parts, base, rt } = start_server(&db, mode, engine_defaults(), migrations)?;
+    if counts {
+        // On an empty file the counts are done at once; from then on
+        // ingest keeps them.
+        rt.block_on(parts.start_migrations())?;
+        super::reads::wait_all_done(&parts, Duration::from_secs(60))?;
     }
-    let Server { parts, base, rt } = start_server(&db, mode, engine_defaults(), vec![])?;
     let url = format!("{base}/api/ingest");
     let dur = Duration::from_secs_f64(seconds);
     let seq = Arc::new(AtomicU64::new(
-        u64::from(mode == meshscope::db::Durability::Full) << 40,
+        (u64::from(mode == meshscope::db::Durability::Full) << 40) | (u64::from(counts) << 41),
     ));
     let body = move |seq: &AtomicU64, items: usize| {
         let list: Vec<serde_json::Value> = (0..items)
@@ -676,12 +773,11 @@ fn run_durability(
     });
     parts.writer.shutdown();
     drop(rt);
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    super::reads::remove_db(&db);
     let b = Summary::of(&burst);
     Ok(DurabilityResult {
         mode: mode.as_str().to_string(),
+        counts_maintained: counts,
         burst_sightings_per_sec: round2(b.n as f64 * BURST_ITEMS as f64 / seconds),
         burst: b,
         trickle: Summary::of(&trickle),
@@ -771,14 +867,23 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
     } else {
         None
     };
+    eprintln!("bench: read path");
+    let reads = run_reads(&src, &work, if opts.smoke { 50 } else { 2_000 })?;
     let mut durability = Vec::new();
-    for mode in [
-        meshscope::db::Durability::Normal,
-        meshscope::db::Durability::Full,
+    // Both modes with the counts kept (as served), and `full` without them:
+    // what keeping the counts costs ingest.
+    for (mode, counts) in [
+        (meshscope::db::Durability::Normal, true),
+        (meshscope::db::Durability::Full, true),
+        (meshscope::db::Durability::Full, false),
     ] {
-        eprintln!("bench: durability {}", mode.as_str());
+        eprintln!(
+            "bench: durability {} (counts kept: {counts})",
+            mode.as_str()
+        );
         durability.push(run_durability(
             mode,
+            counts,
             &work,
             if opts.smoke { 1.0 } else { 4.0 },
             &client_rt,
@@ -795,6 +900,7 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             .unwrap_or(1),
         strategies: results,
         herd,
+        reads,
         strategies_durability: opts.durability.as_str().to_string(),
         durability,
     };
@@ -940,9 +1046,10 @@ pub(crate) fn render(report: &Report) -> String {
     ));
     for d in &report.durability {
         out.push_str(&format!(
-            "  {:<6} burst {} clients x {} sightings: {:.0} sightings/s, p50 {:.2} ms, p99 {:.2} ms; \
+            "  {:<6} {:<15} burst {} clients x {} sightings: {:.0} sightings/s, p50 {:.2} ms, p99 {:.2} ms; \
              trickle 1 per 20 ms: p50 {:.2} ms, p99 {:.2} ms; {} errors\n",
             d.mode,
+            if d.counts_maintained { "counts kept" } else { "no counts kept" },
             BURST_CLIENTS,
             BURST_ITEMS,
             d.burst_sightings_per_sec,
@@ -953,10 +1060,29 @@ pub(crate) fn render(report: &Report) -> String {
             d.errors
         ));
     }
+    let r = &report.reads;
+    out.push_str(&format!(
+        "read path (idle, counts ready; backfills took {:.2} s, the counts {:.2} s; {} sequential requests per case):\n",
+        r.backfills_wall_sec, r.counts_backfill_sec, r.requests_per_case
+    ));
+    out.push_str(&format!(
+        "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>6}\n",
+        "read", "p50 ms", "p99 ms", "max ms", "target p99", "met"
+    ));
+    for c in &r.cases {
+        out.push_str(&format!(
+            "  {:<24} {:>8.2} {:>8.2} {:>8.2} {:>10.1} {:>6}\n",
+            c.name, c.latency.p50_ms, c.latency.p99_ms, c.latency.max_ms, c.target_p99_ms, c.met
+        ));
+    }
+    out.push_str(&format!(
+        "  stats statements that walked a table while measured: {}\n",
+        r.stats_full_scans
+    ));
     if let Some(h) = &report.herd {
         out.push_str(&format!(
-            "herd: {} clients x {:.0} s on /api/healthz during a backfill: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors; {} status DB reads ({:.2} per 1 s TTL)\n",
-            h.clients, h.seconds, h.requests, h.p50_ms, h.p99_ms, h.max_ms, h.errors, h.status_db_reads, h.status_db_reads_per_ttl
+            "herd ({}): {} clients x {:.0} s on /api/healthz during a backfill: {} requests, p50 {:.2} ms, p99 {:.2} ms (target {:.0}), max {:.2} ms, {} errors; {} status DB reads ({:.2} per 1 s TTL); met: {}\n",
+            h.generator, h.clients, h.seconds, h.requests, h.p50_ms, h.p99_ms, h.target_p99_ms, h.max_ms, h.errors, h.status_db_reads, h.status_db_reads_per_ttl, h.met
         ));
     }
     out

@@ -5,6 +5,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod migrate;
+pub(crate) mod reads;
 pub(crate) mod seed;
 
 use std::path::PathBuf;

@@ -38,6 +38,11 @@ pub(crate) const STEPS: &[Step] = &[
         name: "_async_migrations.started_at NOT NULL, as CoreScope declares it",
         apply: step3_started_at_not_null,
     },
+    Step {
+        version: 4,
+        name: "maintained counts: transmissions.observation_count, _meshscope_counters, runs' id range",
+        apply: step4_counts,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -354,6 +359,25 @@ fn step3_started_at_not_null(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Counts the read path takes from rows instead of scans: each
+/// transmission's number of sightings (an additive column; 0 until
+/// `counts_backfill_v1` or live ingest sets it), the table of running
+/// totals, and the id range a migration run fixed when it started.
+fn step4_counts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    add_missing_columns(
+        tx,
+        "transmissions",
+        &[("observation_count", "INTEGER NOT NULL DEFAULT 0")],
+    )?;
+    add_missing_columns(tx, "_async_migrations", &[("max_id", "INTEGER")])?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _meshscope_counters (
+            name TEXT PRIMARY KEY,
+            n INTEGER NOT NULL DEFAULT 0
+        )",
+    )
+}
+
 /// The columns of `_async_migrations` after step 2.
 const ASYNC_COLUMNS: &[&str] = &[
     "name",
@@ -402,7 +426,8 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         // A file as step 2 left it, with a row whose started_at is NULL.
         c.execute_batch(
-            "CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
+            "CREATE TABLE transmissions (id INTEGER PRIMARY KEY);
+             CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
                 started_at TEXT, ended_at TEXT, error TEXT,
                 rows_processed INTEGER NOT NULL DEFAULT 0, rows_total INTEGER NOT NULL DEFAULT 0,
                 last_update_at TEXT, cursor INTEGER, attempts INTEGER NOT NULL DEFAULT 0);

@@ -33,6 +33,30 @@ use super::{EngineConfig, Migration, MigrationError};
 use crate::clock::{now_ms, now_text};
 use crate::db::{self, Fault, ReaderPool};
 
+/// What a migration has covered of the transmission ids (see
+/// [`Engine::coverage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every id: the migration is done.
+    All,
+    /// Ids up to `cursor` (processed) and above `max_id` (never visited);
+    /// the ones between are still to come.
+    Outside { cursor: i64, max_id: i64 },
+    /// None: not started, or ended without finishing.
+    Nothing,
+}
+
+impl Coverage {
+    /// Whether live ingest must keep the migration's result for row `id`.
+    pub fn covers(self, id: i64) -> bool {
+        match self {
+            Coverage::All => true,
+            Coverage::Outside { cursor, max_id } => id <= cursor || id > max_id,
+            Coverage::Nothing => false,
+        }
+    }
+}
+
 /// What progress observers are told after every chunk and status change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
@@ -81,15 +105,19 @@ enum PlanError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-type PlanResult = Result<(i64, i64), PlanError>;
+/// The rows to process, counted off the writer.
+type PlanResult = Result<i64, PlanError>;
 
 /// Runtime detail of a migration's current status.
 enum Run {
     /// Nothing in flight: a `pending` row needs counting, a `running` row
     /// needs its id range read before the next chunk.
     Idle,
-    /// Counting rows off the writer (`pending`).
-    Planning(mpsc::Receiver<PlanResult>),
+    /// Counting rows up to `max_id` off the writer (`pending`).
+    Planning {
+        rx: mpsc::Receiver<PlanResult>,
+        max_id: i64,
+    },
     /// Counted (`pending`): the next unit starts the run.
     Planned {
         max_id: i64,
@@ -128,7 +156,9 @@ impl Slot {
     /// When this slot's next unit of work is due, if it has any.
     fn due(&self, not_before: Option<Instant>, now: Instant) -> Option<Instant> {
         match (self.status(), &self.run) {
-            (MigrationStatus::Pending, Run::Planning(_)) => Some(now + Duration::from_millis(5)),
+            (MigrationStatus::Pending, Run::Planning { .. }) => {
+                Some(now + Duration::from_millis(5))
+            }
             (MigrationStatus::Pending, _) => Some(now),
             (MigrationStatus::Running, Run::Active { .. }) => {
                 Some(not_before.unwrap_or(now).max(now))
@@ -353,9 +383,10 @@ impl Engine {
     /// Picks up a finished row count, if one is in flight.
     fn poll_plan(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        if let Run::Planning(rx) = &slot.run {
+        if let Run::Planning { rx, max_id } = &slot.run {
+            let max_id = *max_id;
             slot.run = match rx.try_recv() {
-                Ok(Ok((max_id, total))) => Run::Planned { max_id, total },
+                Ok(Ok(total)) => Run::Planned { max_id, total },
                 Ok(Err(e)) => Run::PlanFailed(e.to_string()),
                 Err(mpsc::TryRecvError::Empty) => return,
                 Err(mpsc::TryRecvError::Disconnected) => {
@@ -393,8 +424,8 @@ impl Engine {
         let run = std::mem::replace(&mut slot.run, Run::Idle);
         match (slot.status(), run) {
             (MigrationStatus::Pending, Run::Idle) => self.start_plan(conn, i),
-            (MigrationStatus::Pending, Run::Planning(rx)) => {
-                self.slots[i].run = Run::Planning(rx);
+            (MigrationStatus::Pending, planning @ Run::Planning { .. }) => {
+                self.slots[i].run = planning;
             }
             (MigrationStatus::Pending, Run::Planned { max_id, total }) => {
                 self.start_run(conn, i, max_id, total);
@@ -440,25 +471,44 @@ impl Engine {
         }
     }
 
-    fn start_plan(&mut self, conn: &Connection, i: usize) {
+    /// Plans a run from scratch: on the writer, the migration resets what it
+    /// keeps outside the migrated rows ([`Migration::start`]) and the id
+    /// range is fixed (`MAX(id)` now); the eligible rows are then counted on
+    /// a read-only connection.
+    fn start_plan(&mut self, conn: &mut Connection, i: usize) {
         let m = self.slots[i].m.clone();
+        let begun = (|| -> Result<i64, MigrationError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            m.start(&tx)?;
+            let max_id = m.max_id(&tx)?;
+            tx.commit()?;
+            Ok(max_id)
+        })();
+        let max_id = match begun {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(reason) = migration_sqlite(&e).and_then(transient) {
+                    return self.pause_by_itself(conn, i, reason);
+                }
+                return self.fail(conn, i, &format!("starting the run failed: {e}"));
+            }
+        };
         match &self.readers {
             Some(pool) => {
                 let pool = pool.clone();
                 let (tx, rx) = mpsc::channel();
+                let counter = m.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("plan-{}", m.name()))
                     .spawn(move || {
                         let res = (|| -> PlanResult {
                             let c = pool.get()?;
-                            let max_id = m.max_id(&c)?;
-                            let total = m.count(&c, max_id)?;
-                            Ok((max_id, total))
+                            Ok(counter.count(&c, max_id)?)
                         })();
                         let _ = tx.send(res);
                     });
                 match spawned {
-                    Ok(_) => self.slots[i].run = Run::Planning(rx),
+                    Ok(_) => self.slots[i].run = Run::Planning { rx, max_id },
                     Err(e) => self.fail(
                         conn,
                         i,
@@ -466,15 +516,10 @@ impl Engine {
                     ),
                 }
             }
-            None => {
-                let res = m
-                    .max_id(conn)
-                    .and_then(|max_id| m.count(conn, max_id).map(|t| (max_id, t)));
-                match res {
-                    Ok((max_id, total)) => self.slots[i].run = Run::Planned { max_id, total },
-                    Err(e) => self.sqlite_error(conn, i, &e, "counting rows failed"),
-                }
-            }
+            None => match m.count(conn, max_id) {
+                Ok(total) => self.slots[i].run = Run::Planned { max_id, total },
+                Err(e) => self.sqlite_error(conn, i, &e, "counting rows failed"),
+            },
         }
     }
 
@@ -492,6 +537,7 @@ impl Engine {
         r.last_update_at = Some(now);
         r.attempts += 1;
         next.cursor = Some(0);
+        next.max_id = Some(max_id);
         if let Err(e) = store::write(conn, &next) {
             if let Some(reason) = e.sqlite().and_then(transient) {
                 return self.pause_by_itself(conn, i, reason);
@@ -512,11 +558,13 @@ impl Engine {
         self.after_status_change(conn, i);
     }
 
-    /// Continues a `running` row from its stored cursor, over the ids that
-    /// exist now.
+    /// Continues a `running` row from its stored cursor, up to the id range
+    /// fixed when the run started (rows since then are live ingest's; a row
+    /// stored before meshscope kept the range is walked up to today's ids).
     fn resume_run(&mut self, conn: &Connection, i: usize) {
         let slot = &mut self.slots[i];
-        match slot.m.max_id(conn) {
+        let stored = slot.row.max_id;
+        match stored.map_or_else(|| slot.m.max_id(conn), Ok) {
             Ok(max_id) => {
                 tracing::info!(
                     migration = slot.name(),
@@ -815,6 +863,41 @@ impl Engine {
             now_ms(),
             Owner::Meshscope,
         ))
+    }
+
+    /// Which transmission ids the migration `name` has already processed (or
+    /// will never visit), for the writer's live upkeep of what it computes:
+    /// a row the migration will still visit is left to it, so nothing is
+    /// counted twice or missed.
+    pub fn coverage(&self, name: &str) -> Coverage {
+        let Some(slot) = self.slots.iter().find(|s| s.name() == name) else {
+            return Coverage::Nothing;
+        };
+        match (slot.status(), &slot.run) {
+            (MigrationStatus::Done, _) => Coverage::All,
+            (
+                MigrationStatus::Pending,
+                Run::Planning { max_id, .. } | Run::Planned { max_id, .. },
+            ) => Coverage::Outside {
+                cursor: 0,
+                max_id: *max_id,
+            },
+            (MigrationStatus::Running | MigrationStatus::Paused, run) => {
+                let max_id = match run {
+                    Run::Active { max_id } => Some(*max_id),
+                    _ => slot.row.max_id,
+                };
+                // No cursor yet: no chunk ran, nothing processed.
+                match max_id {
+                    Some(max_id) => Coverage::Outside {
+                        cursor: slot.row.cursor.unwrap_or(0),
+                        max_id,
+                    },
+                    None => Coverage::Nothing,
+                }
+            }
+            _ => Coverage::Nothing,
+        }
     }
 
     /// The current migration failed outside its own error handling (a

@@ -33,6 +33,11 @@ impl LiveStatus {
     }
 
     /// Records of migrations this process runs, by name.
+    /// Changes so far.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, MigrationRecord> {
         self.rows.lock().map(|r| r.clone()).unwrap_or_default()
     }

@@ -20,6 +20,7 @@
 //! own; a bookkeeping write that matches no row is an error.
 
 pub mod config;
+pub mod counts;
 mod engine;
 pub mod from_pubkey;
 pub mod last_seen;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 pub use config::{EngineConfig, EngineConfigError};
-pub use engine::{ControlError, Engine, Observer, Progress};
+pub use engine::{ControlError, Coverage, Engine, Observer, Progress};
 pub use live::LiveStatus;
 use store::StoreError;
 
@@ -40,6 +41,14 @@ use store::StoreError;
 /// ranges; the engine owns the cursor, the transaction and the bookkeeping.
 pub trait Migration: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+
+    /// Runs on the writer when a run from scratch is planned, before its id
+    /// range is fixed: resets what the migration keeps outside the rows it
+    /// walks (a counter, say). Most migrations keep nothing.
+    fn start(&self, conn: &Connection) -> Result<(), MigrationError> {
+        let _ = conn;
+        Ok(())
+    }
 
     /// Upper bound of the ids this run will visit (snapshot at start; rows
     /// inserted later are out of scope).
@@ -70,6 +79,7 @@ pub fn registry() -> Vec<Arc<dyn Migration>> {
     vec![
         Arc::new(last_seen::TxLastSeenBackfill),
         Arc::new(from_pubkey::FromPubkeyBackfill::default()),
+        Arc::new(counts::CountsBackfill),
     ]
 }
 

@@ -35,6 +35,8 @@ impl StoreError {
 pub struct Row {
     pub rec: MigrationRecord,
     pub cursor: Option<i64>,
+    /// The last id of the run's range, fixed when it started.
+    pub max_id: Option<i64>,
 }
 
 impl Row {
@@ -42,7 +44,11 @@ impl Row {
     pub(crate) fn fresh(name: &str) -> Row {
         let mut rec = MigrationRecord::new(name, MigrationStatus::Pending);
         rec.started_at = Some(now_text());
-        Row { rec, cursor: None }
+        Row {
+            rec,
+            cursor: None,
+            max_id: None,
+        }
     }
 }
 
@@ -59,6 +65,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
         rec,
         cursor: r.get(8)?,
+        max_id: r.get(10)?,
     })
 }
 
@@ -66,7 +73,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 /// that lacks it (CoreScope's table has only the first five, and later
 /// versions add the progress ones; `meshscope migrations` reads such files
 /// as they are, before any upgrade).
-const COLUMNS: [(&str, &str); 10] = [
+const COLUMNS: [(&str, &str); 11] = [
     ("name", "name"),
     ("status", "status"),
     ("started_at", "NULL"),
@@ -77,6 +84,7 @@ const COLUMNS: [(&str, &str); 10] = [
     ("last_update_at", "NULL"),
     ("cursor", "NULL"),
     ("attempts", "0"),
+    ("max_id", "NULL"),
 ];
 
 fn select(conn: &Connection) -> rusqlite::Result<String> {
@@ -126,7 +134,7 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE _async_migrations SET status = ?2, started_at = COALESCE(?3, started_at),
             ended_at = ?4, error = ?5, rows_processed = ?6, rows_total = ?7, last_update_at = ?8,
-            cursor = ?9, attempts = ?10
+            cursor = ?9, attempts = ?10, max_id = ?11
          WHERE name = ?1",
         params![
             r.name,
@@ -138,7 +146,8 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
             r.rows_total,
             r.last_update_at,
             row.cursor,
-            r.attempts
+            r.attempts,
+            row.max_id
         ],
     )?;
     if n != 1 {

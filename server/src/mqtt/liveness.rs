@@ -53,7 +53,11 @@ impl SourceCounters {
 
 /// The registry of all configured sources. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Liveness(Arc<Mutex<BTreeMap<String, SourceCounters>>>);
+pub struct Liveness {
+    map: Arc<Mutex<BTreeMap<String, SourceCounters>>>,
+    /// Bumped on every change, so a cached healthz knows it is stale.
+    version: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl Liveness {
     /// A registry holding `names`, all disconnected and silent.
@@ -62,12 +66,20 @@ impl Liveness {
             .into_iter()
             .map(|n| (n.to_string(), SourceCounters::default()))
             .collect();
-        Liveness(Arc::new(Mutex::new(map)))
+        Liveness {
+            map: Arc::new(Mutex::new(map)),
+            version: Arc::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, SourceCounters>> {
         // Counters stay meaningful even if a holder panicked mid-update.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes so far (any source, any counter).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +138,9 @@ impl SourceHandle {
         if let Some(c) = map.get_mut(&self.name) {
             f(c);
         }
+        self.reg
+            .version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {

@@ -661,12 +661,7 @@ mod tests {
     #[test]
     fn status_creates_then_updates_keeping_missing_fields() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE observers (id TEXT PRIMARY KEY, name TEXT, iata TEXT, last_seen TEXT,
-                first_seen TEXT, packet_count INTEGER DEFAULT 0, model TEXT, firmware TEXT,
-                battery_mv INTEGER, uptime_secs INTEGER, noise_floor REAL)",
-        )
-        .unwrap();
+        crate::db::schema::upgrade(&mut conn, std::path::Path::new(":memory:")).unwrap();
         let first = StatusUpdate {
             observer: "ab".into(),
             iata: Some("SEA".into()),

@@ -89,14 +89,58 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
     assert_eq!(herd["clients"], 500);
     assert!(herd["requests"].as_u64().unwrap() > 0);
     assert!(herd["statusDbReads"].as_u64().unwrap() >= 1);
-    // Both durability modes measured side by side, with no errors.
-    let modes: Vec<&str> = v["durability"]
+    // The herd comes from outside the server process when wrk is installed
+    // (`cargo xtask setup` installs it).
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let generator = herd["generator"].as_str().unwrap();
+    assert_eq!(generator.starts_with("wrk"), wrk, "{generator}");
+    for k in ["targetP99Ms", "met", "backfillOutlastedHerd"] {
+        assert!(herd.get(k).is_some(), "herd: missing {k}");
+    }
+    // The read path: every case measured, none failed, no table walked by
+    // stats once the counts were ready.
+    let reads = &v["reads"];
+    assert!(reads["backfillsWallSec"].as_f64().unwrap() > 0.0, "{reads}");
+    let cases: Vec<&str> = reads["cases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["mode"].as_str().unwrap())
+        .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(modes, ["normal", "full"]);
+    assert_eq!(
+        cases,
+        [
+            "packets first page",
+            "packets cursor pages",
+            "packets by type",
+            "packets by observer",
+            "packets by hash prefix",
+            "stats"
+        ]
+    );
+    for c in reads["cases"].as_array().unwrap() {
+        assert_eq!(c["errors"], 0, "{c}");
+        assert_eq!(c["latency"]["n"], reads["requestsPerCase"], "{c}");
+        assert!(c["targetP99Ms"].as_f64().unwrap() > 0.0 && c["met"].is_boolean());
+    }
+    assert_eq!(reads["statsFullScans"], 0, "{reads}");
+    // Both durability modes measured side by side, with no errors, and
+    // what keeping the counts costs.
+    let modes: Vec<(&str, bool)> = v["durability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["mode"].as_str().unwrap(),
+                d["countsMaintained"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(modes, [("normal", true), ("full", true), ("full", false)]);
     for d in v["durability"].as_array().unwrap() {
         assert!(d["burstSightingsPerSec"].as_f64().unwrap() > 0.0, "{d}");
         assert!(

@@ -5,7 +5,7 @@
 //! request is stored. Also: SIGTERM stops a server whose event stream a
 //! dashboard holds open.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,42 +13,10 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::engine::assert_last_seen_correct;
-use crate::helpers::packet;
+use crate::helpers::{packet, serve_child};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meshscope");
 const LS: &str = meshscope::migrate::last_seen::NAME;
-
-struct Child_ {
-    child: Child,
-    base: String,
-}
-
-/// Starts `serve` on `db`. `duty` slows the backfill on purpose; chunks
-/// are capped at 100 ids, so however fast the machine, a run at a small duty
-/// takes many chunks, each followed by a pause `1/duty - 1` times its length.
-fn start(db: &std::path::Path, duty: &str) -> Child_ {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--migration-duty",
-            duty,
-            "--migration-budget-ms",
-            "5",
-            "--migration-max-batch",
-            "100",
-        ])
-        .arg("--db")
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start meshscope serve");
-    let base = crate::helpers::listening_base(&mut child);
-    Child_ { child, base }
-}
 
 fn progress(db: &std::path::Path) -> Option<(String, i64, i64)> {
     let c = Connection::open(db).ok()?;
@@ -101,21 +69,7 @@ async fn sigkill_mid_backfill_loses_and_redoes_nothing() {
     let _heavy = crate::helpers::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let st = Command::new(BIN)
-        .args([
-            "seed",
-            "--transmissions",
-            "20000",
-            "--obs-per-tx",
-            "8",
-            "--legacy",
-            "--db",
-        ])
-        .arg(&db)
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    crate::helpers::seed_legacy_20k(&db);
 
     let acked = Arc::new(Mutex::new(Vec::new()));
     let seq = Arc::new(Mutex::new(0u64));
@@ -126,7 +80,7 @@ async fn sigkill_mid_backfill_loses_and_redoes_nothing() {
     // thousand of the 20,000 ids on the fastest machine, and at least one
     // chunk on the slowest (the first chunk after a start runs at once).
     for round in 0..4 {
-        let mut c = start(&db, "0.002");
+        let mut c = serve_child(&db, "0.002");
         let feeder = ingest_loop(c.base.clone(), acked.clone(), seq.clone());
         let round_start = Instant::now();
         // Let the backfill make progress beyond where the last run stopped.
@@ -174,7 +128,7 @@ async fn sigkill_mid_backfill_loses_and_redoes_nothing() {
     assert_eq!(kills, 3);
 
     // Final run, flat out, to completion.
-    let mut c = start(&db, "1.0");
+    let mut c = serve_child(&db, "1.0");
     let deadline = Instant::now() + Duration::from_secs(120);
     while progress(&db).map(|p| p.0) != Some("done".into()) {
         assert!(Instant::now() < deadline, "backfill did not finish");
@@ -219,7 +173,7 @@ async fn sigterm_ends_open_event_streams_and_exits() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fresh.db");
-    let mut c = start(&db, "1.0");
+    let mut c = serve_child(&db, "1.0");
     let resp = reqwest::get(format!("{}/api/events", c.base))
         .await
         .unwrap();

@@ -161,6 +161,25 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits until `/api/stats` reports maintained counts (`countsReady`),
+    /// then past the stats cache, so the next `/api/stats` is read fresh.
+    pub async fn wait_counts_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (s, st) = self.get("/api/stats").await;
+            assert_eq!(s, 200, "{st}");
+            if st["countsReady"] == true {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "counts never became ready: {st}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+
     /// A direct connection to the file, for checks the API does not expose.
     pub fn sql(&self) -> rusqlite::Connection {
         let c = rusqlite::Connection::open(&self.db).expect("open test db");
@@ -204,6 +223,78 @@ pub fn advert_payload(key: u8) -> Vec<u8> {
 
 /// The base URL a `meshscope serve` child prints on its first stdout line
 /// (started with `--listen 127.0.0.1:0` and a piped stdout).
+/// `meshscope serve` as a child process.
+pub struct ChildServer {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+/// Starts `meshscope serve` on `db` (port 0). `duty` slows the backfills
+/// on purpose; chunks are capped at 100 ids, so however fast the machine,
+/// a run at a small duty takes many chunks, each followed by a pause
+/// `1/duty - 1` times its length.
+pub fn serve_child(db: &std::path::Path, duty: &str) -> ChildServer {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshscope"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--migration-duty",
+            duty,
+            "--migration-budget-ms",
+            "5",
+            "--migration-max-batch",
+            "100",
+        ])
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start meshscope serve");
+    let base = listening_base(&mut child);
+    ChildServer { child, base }
+}
+
+/// Runs `meshscope ARGS --db DB` to completion; panics when it fails.
+pub fn run_cli(db: &std::path::Path, args: &[&str]) {
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_meshscope"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .status()
+        .expect("run meshscope");
+    assert!(st.success(), "meshscope {args:?}: {st}");
+}
+
+/// A pre-backfill ("legacy") file of 20,000 packets with about 8 sightings
+/// each, seeded by `meshscope seed`.
+pub fn seed_legacy_20k(db: &std::path::Path) {
+    run_cli(
+        db,
+        &[
+            "seed",
+            "--transmissions",
+            "20000",
+            "--obs-per-tx",
+            "8",
+            "--legacy",
+        ],
+    );
+}
+
+/// The first column of every row `sql` returns, as text.
+pub fn strings(c: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    c.prepare(sql)
+        .expect(sql)
+        .query_map([], |r| r.get(0))
+        .expect(sql)
+        .map(|r| r.expect(sql))
+        .collect()
+}
+
 pub fn listening_base(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
     let mut line = String::new();

@@ -589,6 +589,19 @@ async fn a_query_over_the_time_limit_is_stopped_with_503_and_healthz_stays_corre
     let _heavy = crate::helpers::HEAVY.lock().await;
     let src = crate::fairness::legacy_of(80_000);
     let (_keep, db) = crate::fairness::copy_of(&src);
+    // A slow read that is legitimate: an observer with many sightings, all
+    // of the oldest packets, so a page probes all 80K transmissions (newest
+    // first) before it finds one.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "INSERT INTO observers (id, name) VALUES ('old-only', 'old-only');
+             INSERT INTO observations (transmission_id, observer_idx, timestamp)
+               SELECT id, (SELECT rowid FROM observers WHERE id = 'old-only'), 1700000000
+               FROM transmissions ORDER BY id LIMIT 6000;",
+        )
+        .unwrap();
+    }
     let app = spawn_with(Options {
         db_path: Some(db),
         query_timeout_ms: Some(10),
@@ -597,14 +610,14 @@ async fn a_query_over_the_time_limit_is_stopped_with_503_and_healthz_stays_corre
         ..Default::default()
     })
     .await;
-    // Counting 1.7M sightings takes far more than 10 ms anywhere.
-    let (s, body) = app.get("/api/stats").await;
+    let slow = "/api/packets?observer=old-only";
+    let (s, body) = app.get(slow).await;
     assert_eq!(s, 503, "{body}");
     assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     // The one reader busy with slow reads: healthz answers, with the truth.
     let busy: Vec<_> = (0..8)
         .map(|_| {
-            let (c, u) = (app.client.clone(), app.url("/api/stats"));
+            let (c, u) = (app.client.clone(), app.url(slow));
             tokio::spawn(async move { c.get(u).send().await.map(|r| r.status().as_u16()) })
         })
         .collect();

@@ -6,6 +6,7 @@
 mod bench;
 mod cli;
 mod corescope;
+mod counts;
 mod crash;
 mod engine;
 mod fairness;

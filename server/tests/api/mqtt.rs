@@ -16,7 +16,7 @@ use meshscope::mqtt::{MqttSource, SourceSpec};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::helpers::{advert_payload, hash_of, packet, spawn_with, Options, TestApp};
+use crate::helpers::{advert_payload, hash_of, packet, spawn_with, strings, Options, TestApp};
 
 /// Polls `$check` (an expression giving `Option<T>`, may `.await`) until it
 /// is `Some`, failing after `$secs` seconds.
@@ -384,13 +384,8 @@ async fn packets_from_three_observers_in_two_regions_land_with_their_fields() {
 
     // Same packet from two observers: one transmission, two observations.
     assert_eq!(app.count("SELECT COUNT(*) FROM transmissions"), 3);
-    let hashes: BTreeSet<String> = app
-        .sql()
-        .prepare("SELECT hash FROM transmissions")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let hashes: BTreeSet<String> = strings(&app.sql(), "SELECT hash FROM transmissions")
+        .into_iter()
         .collect();
     let want: BTreeSet<String> = [&text_a, &advert, &other]
         .iter()
@@ -617,13 +612,8 @@ async fn malformed_payloads_are_counted_and_never_keep_valid_ones_out() {
     assert_eq!(c.ignored.get("other_topic").copied(), Some(50));
     assert_eq!(c.stored, 500);
 
-    let stored: BTreeSet<String> = app
-        .sql()
-        .prepare("SELECT hash FROM transmissions")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let stored: BTreeSet<String> = strings(&app.sql(), "SELECT hash FROM transmissions")
+        .into_iter()
         .collect();
     assert_eq!(stored, valid, "every valid packet is stored, nothing else");
     assert_eq!(app.count("SELECT COUNT(*) FROM observations"), 500);
@@ -693,13 +683,8 @@ async fn ingest_resumes_by_itself_after_a_broker_restart() {
     eventually!("all 600 packets stored", 30, {
         (app.count("SELECT COUNT(*) FROM observations") == 600).then_some(())
     });
-    let stored: BTreeSet<String> = app
-        .sql()
-        .prepare("SELECT hash FROM transmissions")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let stored: BTreeSet<String> = strings(&app.sql(), "SELECT hash FROM transmissions")
+        .into_iter()
         .collect();
     let want: BTreeSet<String> = (0..600).map(|i| hash_of(&raw(i))).collect();
     assert_eq!(stored, want);
