@@ -554,25 +554,48 @@ async fn reads_are_bounded_named_and_time_limited_and_healthz_does_not_wait_for_
         200,
         "the rest, none repeated"
     );
-    // Packets page by cursor too: pages never repeat or skip.
-    let mut seen = std::collections::BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/packets?limit=500&cursor={c}"),
-            None => "/api/packets?limit=500".to_string(),
-        };
-        let (s, page) = app.get(&path).await;
-        assert_eq!(s, 200, "{page}");
-        for p in page["packets"].as_array().unwrap() {
-            assert!(seen.insert(p["id"].as_i64().unwrap()), "repeated {p}");
+    // Packets page by cursor too: pages never repeat or skip, while new
+    // packets arrive between page fetches. Newest first, the new ones are
+    // above the first page and never show; oldest first, every one shows.
+    let mut fresh = 0;
+    for order in ["desc", "asc"] {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/packets?order={order}&limit=100&cursor={c}"),
+                None => format!("/api/packets?order={order}&limit=100"),
+            };
+            let (s, page) = app.get(&path).await;
+            assert_eq!(s, 200, "{page}");
+            for p in page["packets"].as_array().unwrap() {
+                assert!(seen.insert(p["id"].as_i64().unwrap()), "repeated {p}");
+            }
+            let more: Vec<Value> = (0..3)
+                .map(|_| {
+                    fresh += 1;
+                    json!({"observer": "aa01", "raw": packet(2, &[], format!("fresh {fresh}").as_bytes())})
+                })
+                .collect();
+            let (s, b) = app.post_json("/api/ingest", &Value::Array(more)).await;
+            assert_eq!(s, 200, "{b}");
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
         }
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
+        let stored = app.count("SELECT COUNT(*) FROM transmissions");
+        let ids: Vec<i64> = seen.iter().copied().collect();
+        if order == "desc" {
+            // Every packet stored before the first page, none after.
+            assert_eq!(ids.len(), 1_200);
+            assert_eq!(ids, (1..=1_200).collect::<Vec<i64>>());
+        } else {
+            // All of them, the ones that arrived during the walk included
+            // (all but the 3 sent after the last page).
+            assert_eq!(ids.len() as i64, stored - 3);
         }
     }
-    assert_eq!(seen.len(), 1_200);
     // A hash prefix filter finds what LIKE found.
     let (_, page) = app.get("/api/packets?limit=1").await;
     let hash = page["packets"][0]["hash"].as_str().unwrap().to_string();
