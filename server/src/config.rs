@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::api::auth::{ApiKey, KeyError};
 use crate::db::Durability;
 use crate::migrate::{EngineConfig, EngineConfigError};
 use crate::mqtt::{MqttSource, SourceError, SourceSpec};
@@ -335,6 +334,47 @@ impl ServeConfig {
             limits,
             readers,
         })
+    }
+}
+
+/// A configured API key. Only its SHA-256 is kept, so comparisons take the
+/// same time whatever the presented key's length or content.
+#[derive(Clone)]
+pub struct ApiKey([u8; 32]);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
+
+/// Why a configured key is refused (the key itself is never shown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("API key must be 8 to 256 characters long")]
+    Length,
+    #[error("API key must be visible ASCII without spaces")]
+    Characters,
+}
+
+impl ApiKey {
+    /// Keys are 8-256 visible ASCII characters.
+    pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
+        if s.len() < 8 || s.len() > 256 {
+            return Err(KeyError::Length);
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(KeyError::Characters);
+        }
+        Ok(ApiKey(
+            <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()).into(),
+        ))
+    }
+
+    /// Whether `presented` is this key (constant time).
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(presented.as_bytes()).into();
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &digest[..]).into()
     }
 }
 

@@ -1,4 +1,4 @@
-//! API keys: a validated newtype, two scopes (ingest and operator), a
+//! API keys (configured as [`ApiKey`]s): two scopes (ingest and operator), a
 //! constant-time check of the `Authorization: Bearer <key>` or
 //! `X-API-Key: <key>` header, and a throttle on wrong keys per client
 //! address. No key is ever echoed in an answer or a log line.
@@ -9,49 +9,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::config::Keys;
-
-/// A configured API key. Only its SHA-256 is kept, so comparisons take the
-/// same time whatever the presented key's length or content.
-#[derive(Clone)]
-pub struct ApiKey([u8; 32]);
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(..)")
-    }
-}
-
-/// Why a configured key is refused (the key itself is never shown).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("API key must be 8 to 256 characters long")]
-    Length,
-    #[error("API key must be visible ASCII without spaces")]
-    Characters,
-}
-
-impl ApiKey {
-    /// Keys are 8-256 visible ASCII characters.
-    pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
-        if s.len() < 8 || s.len() > 256 {
-            return Err(KeyError::Length);
-        }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(KeyError::Characters);
-        }
-        Ok(ApiKey(Sha256::digest(s.as_bytes()).into()))
-    }
-
-    fn matches(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0.ct_eq(&digest).into()
-    }
-}
 
 fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -160,6 +120,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiKey;
 
     fn headers(key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
