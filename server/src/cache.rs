@@ -2,7 +2,8 @@
 //! runs, callers get the previous value if there is one, otherwise they wait
 //! for that load. The load runs in its own task, so a caller that goes away
 //! cannot strand the others, and no lock is held across it. A failed load is
-//! never cached: the next call loads again.
+//! never cached: the next call loads again, and so does the call after a
+//! load that panicked.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +74,14 @@ where
                     self.loads.fetch_add(1, Ordering::Relaxed);
                     let me = self.clone();
                     let fut = load();
+                    let clear = ClearFlight {
+                        cache: self.clone(),
+                        flight: rx.clone(),
+                    };
                     tokio::spawn(async move {
+                        // Clears the flight if the load panics, so the next
+                        // caller loads again instead of waiting on nothing.
+                        let _clear = clear;
                         let res = fut.await;
                         {
                             let mut st = me.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -96,6 +104,27 @@ where
             Err(_) => return Err(E::abandoned()),
         };
         res.unwrap_or_else(|| Err(E::abandoned()))
+    }
+}
+
+/// Ends a load's flight when its task ends without a result (a panic in
+/// the load); after a normal end the flight is already gone and this does
+/// nothing, whatever flight has started since.
+struct ClearFlight<T, E> {
+    cache: Arc<SingleFlight<T, E>>,
+    flight: Flight<T, E>,
+}
+
+impl<T, E> Drop for ClearFlight<T, E> {
+    fn drop(&mut self) {
+        let mut st = self.cache.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st
+            .inflight
+            .as_ref()
+            .is_some_and(|f| f.same_channel(&self.flight))
+        {
+            st.inflight = None;
+        }
     }
 }
 
@@ -181,5 +210,25 @@ mod tests {
             }
         };
         assert_eq!(first_new, Ok(2));
+    }
+
+    #[tokio::test]
+    async fn a_load_that_panics_is_not_waited_on_forever() {
+        let c = Arc::new(Cache::new(Duration::from_secs(60), false));
+        let panicked = c
+            .get(|| async {
+                if true {
+                    panic!("load failed inside");
+                }
+                Ok(1)
+            })
+            .await;
+        assert_eq!(panicked, Err(Boom("abandoned")), "its waiter is told");
+        assert_eq!(
+            c.get(|| async { Ok(2) }).await,
+            Ok(2),
+            "the next call loads again"
+        );
+        assert_eq!(c.loads(), 2);
     }
 }

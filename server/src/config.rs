@@ -264,8 +264,6 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub dist: PathBuf,
     pub keys: Keys,
-    /// Ingest without a key on a non-loopback address was asked for.
-    pub allow_open_ingest: bool,
     pub limits: Limits,
     pub readers: u32,
     pub durability: Durability,
@@ -330,7 +328,6 @@ impl ServeConfig {
                 .or(file.dist)
                 .unwrap_or_else(|| PathBuf::from("dist")),
             keys,
-            allow_open_ingest,
             limits,
             readers,
         })

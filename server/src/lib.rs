@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod migrate;
 pub mod mqtt;
+mod panics;
 pub mod ratelimit;
 pub mod serve;
 pub mod status;

@@ -97,9 +97,10 @@ impl WriteError {
         }
     }
 
-    /// Whether the error concerns the whole database (so the whole group
-    /// fails with it), not one request's rows.
-    fn whole_database(&self) -> bool {
+    /// Whether the error concerns the whole database, not one request's
+    /// rows: a full disk or a lock held elsewhere, which clear by themselves.
+    /// The whole group fails with it, and MQTT keeps retrying it.
+    pub(crate) fn whole_database(&self) -> bool {
         matches!(self, WriteError::DiskFull(_) | WriteError::Busy(_))
     }
 }
@@ -188,13 +189,6 @@ pub struct Writer {
     health: WriterHealth,
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
 impl Writer {
     /// Starts the writer thread on `conn`, holding `lock` until it exits.
     pub fn spawn(
@@ -215,7 +209,7 @@ impl Writer {
                 match ended {
                     Ok(()) => thread_health.set(WriterState::Stopped),
                     Err(p) => {
-                        let msg = panic_message(&*p);
+                        let msg = crate::panics::message(&*p);
                         tracing::error!(panic = %msg, "the writer thread panicked and stopped; \
                             meshscope cannot write any more");
                         thread_health.set(WriterState::Dead(format!("writer panicked: {msg}")));
@@ -245,9 +239,17 @@ impl Writer {
         &self.health
     }
 
-    async fn send(&self, cmd: Command) -> Result<(), WriteError> {
-        match self.tx.send_async(cmd).await {
-            Ok(()) => Ok(()),
+    /// Queues `cmd` and waits for its answer on `rx`.
+    async fn request<T>(
+        &self,
+        cmd: Command,
+        rx: oneshot::Receiver<Result<T, WriteError>>,
+    ) -> Result<T, WriteError> {
+        if self.tx.send_async(cmd).await.is_err() {
+            return Err(self.gone().await);
+        }
+        match rx.await {
+            Ok(r) => r,
             Err(_) => Err(self.gone().await),
         }
     }
@@ -306,18 +308,17 @@ impl Writer {
         room: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<IngestResponse, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Ingest {
-            items,
-            now_secs,
-            enqueued: Instant::now(),
-            reply,
-            room,
-        })
-        .await?;
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.gone().await),
-        }
+        self.request(
+            Command::Ingest {
+                items,
+                now_secs,
+                enqueued: Instant::now(),
+                reply,
+                room,
+            },
+            rx,
+        )
+        .await
     }
 
     /// Runs `f` on the writer connection, in queue order, and returns its
@@ -330,14 +331,10 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let r = catch_unwind(AssertUnwindSafe(|| f(conn)))
-                .unwrap_or_else(|p| Err(WriteError::Panicked(panic_message(&*p))));
+                .unwrap_or_else(|p| Err(WriteError::Panicked(crate::panics::message(&*p))));
             let _ = reply.send(r);
         });
-        self.send(Command::Exec(job)).await?;
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.gone().await),
-        }
+        self.request(Command::Exec(job), rx).await
     }
 
     /// Runs `f` on the writer thread with the engine, in queue order.
@@ -349,14 +346,10 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(move |conn: &mut Connection, engine: &mut Engine| {
             let r = catch_unwind(AssertUnwindSafe(|| f(conn, engine)))
-                .map_err(|p| WriteError::Panicked(panic_message(&*p)));
+                .map_err(|p| WriteError::Panicked(crate::panics::message(&*p)));
             let _ = reply.send(r);
         });
-        self.send(Command::Engine(job)).await?;
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.gone().await),
-        }
+        self.request(Command::Engine(job), rx).await
     }
 
     /// Asks the thread to finish what is queued, stop background work
@@ -513,7 +506,7 @@ fn guarded(conn: &mut Connection, what: &str, f: impl FnOnce(&mut Connection)) -
     match res {
         Ok(()) => None,
         Err(p) => {
-            let msg = panic_message(&*p);
+            let msg = crate::panics::message(&*p);
             tracing::error!(what, panic = %msg, "a writer command panicked; the writer goes on");
             Some(msg)
         }
@@ -555,7 +548,7 @@ fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>, counts: C
             pending.iter().map(|_| Err(e.duplicate())).collect()
         }
         Err(p) => {
-            let msg = panic_message(&*p);
+            let msg = crate::panics::message(&*p);
             tracing::error!(panic = %msg, requests = pending.len(), "ingest group panicked");
             pending
                 .iter()

@@ -336,7 +336,7 @@ async fn static_guard(
         return not_found();
     }
     let target = root.join(path.trim_start_matches('/'));
-    if let Ok(real) = std::fs::canonicalize(&target) {
+    if let Ok(real) = tokio::fs::canonicalize(&target).await {
         if !real.starts_with(root.as_path()) {
             return not_found();
         }

@@ -24,10 +24,18 @@ impl Rendered {
     /// Renders `value` as JSON with `status`.
     pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Rendered {
         use sha2::Digest;
-        let body = serde_json::to_vec(value).unwrap_or_else(|e| {
-            // Not expected (plain data); never an empty answer that passes for one.
-            format!("{{\"error\":\"cannot render the answer: {e}\"}}").into_bytes()
-        });
+        let (status, body) = match serde_json::to_vec(value) {
+            Ok(body) => (status, body),
+            // Not expected (plain data); never an answer that passes for one.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot render an answer as JSON");
+                let error = shared::api::ErrorBody {
+                    error: format!("cannot render the answer: {e}"),
+                };
+                let body = serde_json::to_vec(&error).unwrap_or_default();
+                (StatusCode::INTERNAL_SERVER_ERROR, body)
+            }
+        };
         let digest = sha2::Sha256::digest(&body);
         let etag = HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..12])))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));

@@ -170,13 +170,6 @@ impl Slot {
     }
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
 /// A condition that clears by itself, in words for the operator; `None`
 /// for errors that are real failures.
 fn transient(e: &rusqlite::Error) -> Option<&'static str> {
@@ -615,7 +608,7 @@ impl Engine {
                 return self.fail(
                     conn,
                     i,
-                    &format!("migration panicked: {}", panic_message(&*p)),
+                    &format!("migration panicked: {}", crate::panics::message(&*p)),
                 )
             }
         };
@@ -789,7 +782,7 @@ impl Engine {
     fn notify(&self, p: &Progress) -> Result<(), ObserverPanicked> {
         for o in &self.observers {
             catch_unwind(AssertUnwindSafe(|| o(p)))
-                .map_err(|e| ObserverPanicked(panic_message(&*e)))?;
+                .map_err(|e| ObserverPanicked(crate::panics::message(&*e)))?;
         }
         Ok(())
     }

@@ -26,20 +26,23 @@ impl Default for LiveStatus {
 
 impl LiveStatus {
     pub(crate) fn set(&self, rec: &MigrationRecord) {
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.insert(rec.name.clone(), rec.clone());
-        }
+        self.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.name.clone(), rec.clone());
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Records of migrations this process runs, by name.
     /// Changes so far.
     pub fn version(&self) -> u64 {
         *self.version.borrow()
     }
 
+    /// Records of migrations this process runs, by name. A lock poisoned by
+    /// a panic elsewhere still holds whole records (each is replaced in one
+    /// `insert`), so they are read, never shown as an empty list.
     pub fn snapshot(&self) -> BTreeMap<String, MigrationRecord> {
-        self.rows.lock().map(|r| r.clone()).unwrap_or_default()
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {

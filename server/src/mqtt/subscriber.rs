@@ -66,9 +66,11 @@ pub(crate) const BATCH: usize = 512;
 /// Messages received but not yet taken by the consumer.
 const CHANNEL: usize = 1024;
 /// Payload bytes received but not yet stored and acknowledged, per source:
-/// with the 256 KiB message limit, what bounds a source's memory however
-/// large its messages; when full, the loop stops reading the socket and the
-/// broker holds the rest (its messages stay unacknowledged).
+/// with the 256 KiB message limit, what bounds the messages a source holds;
+/// when full, the loop stops reading the socket and the broker holds the
+/// rest (its messages stay unacknowledged). The transport still reads one
+/// packet whole before the size rule can refuse it ([`MAX_INCOMING`]), so
+/// one oversized message costs its size once, briefly.
 const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Requests (acks, subscriptions) waiting for the connection loop. Larger
 /// than everything the consumer can hold (channel plus one batch), so an
@@ -564,7 +566,7 @@ impl Store {
                 Err(e) => e,
             };
             // A full disk or a lock held elsewhere clears by itself.
-            let transient = matches!(error, WriteError::DiskFull(_) | WriteError::Busy(_));
+            let transient = error.whole_database();
             warn_limited(
                 &format!("mqtt-store:{}", self.live.name()),
                 &format!(
