@@ -18,6 +18,8 @@ export type ServerOptions = {
   duty: number;
   /** SQL run on the seeded file before serving (sqlite3 CLI). */
   sql?: string;
+  /** More `meshscope serve` flags. */
+  args?: string[];
 };
 
 export type Server = {
@@ -42,6 +44,7 @@ async function startServer(opts: ServerOptions): Promise<Server> {
     [
       'serve', '--db', db, '--listen', '127.0.0.1:0', '--dist', DIST,
       '--migration-duty', String(opts.duty),
+      ...(opts.args ?? []),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 
 use crate::db::Durability;
+use crate::health::HealthConfig;
 use crate::migrate::{EngineConfig, EngineConfigError};
 use crate::mqtt::{MqttSource, SourceError, SourceSpec};
 
@@ -176,6 +178,22 @@ pub struct MigrationArgs {
     /// Largest chunk, in rows. [default: 200000]
     #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_BATCH")]
     pub(crate) migration_max_batch: Option<i64>,
+    /// Throttle migrations while the WAL holds more than this many MiB not
+    /// yet checkpointed; 0 turns the signal off. [default: 32]
+    #[arg(long, env = "MESHSCOPE_THROTTLE_WAL_MB")]
+    pub(crate) throttle_wal_mb: Option<u64>,
+    /// Throttle migrations while a reader has kept the WAL checkpoint from
+    /// moving for this many seconds; 0 turns the signal off. [default: 30]
+    #[arg(long, env = "MESHSCOPE_THROTTLE_CHECKPOINT_STUCK_SECS")]
+    pub(crate) throttle_checkpoint_stuck_secs: Option<u64>,
+    /// Throttle migrations while ingest's wait for the writer has a p99 over
+    /// this many ms (last 5 s); 0 turns the signal off. [default: 200]
+    #[arg(long, env = "MESHSCOPE_THROTTLE_INGEST_WAIT_MS")]
+    pub(crate) throttle_ingest_wait_ms: Option<u64>,
+    /// Throttle migrations while the database's disk has less than this
+    /// many MiB free; 0 turns the signal off. [default: 256]
+    #[arg(long, env = "MESHSCOPE_THROTTLE_MIN_FREE_MB")]
+    pub(crate) throttle_min_free_mb: Option<u64>,
 }
 
 impl MigrationArgs {
@@ -207,10 +225,33 @@ impl MigrationArgs {
                 .migration_max_batch
                 .or(file.migration_max_batch)
                 .unwrap_or(d.max_batch),
+            health: HealthConfig {
+                wal_max_bytes: self
+                    .throttle_wal_mb
+                    .or(file.throttle_wal_mb)
+                    .map_or(d.health.wal_max_bytes, mib),
+                checkpoint_stuck: self
+                    .throttle_checkpoint_stuck_secs
+                    .or(file.throttle_checkpoint_stuck_secs)
+                    .map_or(d.health.checkpoint_stuck, Duration::from_secs),
+                ingest_wait_p99: self
+                    .throttle_ingest_wait_ms
+                    .or(file.throttle_ingest_wait_ms)
+                    .map_or(d.health.ingest_wait_p99, Duration::from_millis),
+                min_free_bytes: self
+                    .throttle_min_free_mb
+                    .or(file.throttle_min_free_mb)
+                    .map_or(d.health.min_free_bytes, mib),
+            },
         };
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// MiB to bytes, saturating.
+fn mib(n: u64) -> u64 {
+    n.saturating_mul(1024 * 1024)
 }
 
 /// The TOML config file.
@@ -238,6 +279,10 @@ pub struct FileConfig {
     pub(crate) migration_duty: Option<f64>,
     pub(crate) migration_max_attempts: Option<i64>,
     pub(crate) migration_min_batch: Option<i64>,
+    pub(crate) throttle_wal_mb: Option<u64>,
+    pub(crate) throttle_checkpoint_stuck_secs: Option<u64>,
+    pub(crate) throttle_ingest_wait_ms: Option<u64>,
+    pub(crate) throttle_min_free_mb: Option<u64>,
     pub(crate) migration_max_batch: Option<i64>,
     /// `[[mqtt]]` tables: name, url, username, password, topics, iata_filter.
     #[serde(default)]

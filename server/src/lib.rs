@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod decoder;
 mod fields;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

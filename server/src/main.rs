@@ -60,7 +60,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = args
                 .migration
                 .resolve(&meshscope::config::FileConfig::default())?;
-            println!("{}", cmd::migrate::migrate(&args.db, &args.names, cfg)?);
+            if args.dry_run {
+                println!("{}", cmd::migrate::dry_run(&args.db, &args.names, &cfg)?);
+            } else {
+                println!("{}", cmd::migrate::migrate(&args.db, &args.names, cfg)?);
+            }
             Ok(())
         }
         Command::Bench(args) => {

@@ -69,7 +69,8 @@ pub fn build_with(
     let conn = db::open_writer_with(&cfg.db, cfg.durability)?;
     // Checkpoints run on their own thread (see db::Checkpointer), never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    let checkpointer = db::Checkpointer::spawn(&cfg.db)?;
+    let health = crate::health::DbHealth::for_db(&cfg.db);
+    let checkpointer = db::Checkpointer::spawn(&cfg.db, health.clone())?;
     let readers = db::open_readers(&cfg.db, cfg.readers)?;
     let live = LiveStatus::default();
     crate::metrics::install();
@@ -82,6 +83,7 @@ pub fn build_with(
     )
     .context("cannot read or register online migrations")?;
     engine.add_observer(Box::new(crate::metrics::observe_migration));
+    engine.set_health(health);
     engine.announce();
     let writer = Arc::new(
         Writer::spawn(

@@ -402,6 +402,10 @@ fn run(
 ) {
     let fault = injected_writer_panic();
     let mut batch: Vec<PendingIngest> = Vec::new();
+    // A chunk that overruns its budget while commands wait is stopped (see
+    // `Engine::set_contention`).
+    let queued = rx.clone();
+    engine.set_contention(std::sync::Arc::new(move || !queued.is_empty()));
     loop {
         // Wait for the first command, or until background work is due.
         let first = match engine.next_due() {
@@ -434,9 +438,11 @@ fn run(
                     if fault {
                         panic!("injected writer fault (MESHSCOPE_TEST_FAULT=writer-panic)");
                     }
+                    let waited = enqueued.elapsed();
                     if let Some(observe) = on_wait {
-                        observe(enqueued.elapsed());
+                        observe(waited);
                     }
+                    engine.note_ingest_wait(waited);
                     batch.push(PendingIngest {
                         items,
                         now_secs,

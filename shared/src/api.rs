@@ -141,6 +141,21 @@ pub struct EndpointStats {
     pub max_ms: f64,
 }
 
+/// How long migration chunks held the writer since boot (committed and
+/// interrupted ones alike), in `GET /api/perf` and the bench report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkHold {
+    pub n: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Chunks stopped past their budget while ingest waited (rolled back,
+    /// retried smaller).
+    pub interrupted: u64,
+}
+
 /// `GET /api/perf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -162,6 +177,9 @@ pub struct Perf {
     /// once the counts are ready.
     #[serde(default)]
     pub stats_full_scans: u64,
+    /// Migration chunks' writer hold times since boot; null before the first chunk.
+    #[serde(default)]
+    pub chunk_hold_ms: Option<ChunkHold>,
 }
 
 #[cfg(test)]

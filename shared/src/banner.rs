@@ -45,6 +45,8 @@ pub enum LineKind {
     StatusError,
     /// A pending or running migration; `percent` is 0-100, never NaN.
     Progress { percent: f64 },
+    /// A running migration held back by the health throttle (it resumes by itself).
+    Throttled { percent: f64 },
     /// A paused migration.
     Paused { percent: f64 },
     /// A failed migration the operator can dismiss with the × button.
@@ -155,6 +157,33 @@ pub fn migration_line(
         whole_percent(m.rows_processed, m.rows_total)
     );
     match m.status {
+        MigrationStatus::Pending
+            if m.rows_processed == 0
+                && m.estimated_sec.is_some_and(|e| e.is_finite() && e >= 0.0) =>
+        {
+            // Not started: no rate yet, but the pre-flight estimate.
+            let est = m.estimated_sec.unwrap_or_default();
+            Some(Line {
+                kind: LineKind::Progress { percent: pct },
+                name,
+                text: format!(
+                    "{}: not started · about {} (estimated)",
+                    m.name,
+                    duration_approx(est.max(1.0))
+                ),
+            })
+        }
+        MigrationStatus::Throttled => {
+            let reason = m
+                .throttle_reason
+                .as_deref()
+                .unwrap_or("the database is under strain");
+            Some(Line {
+                kind: LineKind::Throttled { percent: pct },
+                name,
+                text: format!("{counts} · throttled: {reason} (resumes by itself)"),
+            })
+        }
         MigrationStatus::Pending | MigrationStatus::Running => {
             let mut text = format!("{counts} · {}/s", rate(m.rate_per_sec));
             if let Some(eta) = m.eta_sec.filter(|e| e.is_finite()) {
@@ -267,6 +296,9 @@ mod tests {
             eta_sec: Some(119.0),
             percent: 50.0,
             error: None,
+            throttle_reason: None,
+            throttled_until: None,
+            estimated_sec: None,
         }
     }
 
@@ -298,6 +330,39 @@ mod tests {
 
     fn texts(b: &Banner) -> Vec<&str> {
         b.lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn a_throttled_migration_says_why_and_keeps_the_banner_up() {
+        let mut m = info("m", MigrationStatus::Throttled);
+        m.throttle_reason = Some("WAL is 300 MB; waiting for the checkpoint to catch up".into());
+        let h = health(Some(vec![m]));
+        let b = banner(HealthRead::Ok(&h), 0, &none());
+        assert!(b.visible);
+        assert_eq!(b.lines[0].kind, LineKind::Throttled { percent: 50.0 });
+        assert_eq!(
+            texts(&b),
+            [
+                "m: 1,234,567 / 2,469,134 (50%) · throttled: WAL is 300 MB; waiting for the \
+              checkpoint to catch up (resumes by itself)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pending_migration_shows_its_estimate_before_any_rate() {
+        let mut m = info("m", MigrationStatus::Pending);
+        m.rows_processed = 0;
+        m.rate_per_sec = 0.0;
+        m.eta_sec = None;
+        m.estimated_sec = Some(420.0);
+        let h = health(Some(vec![m.clone()]));
+        let b = banner(HealthRead::Ok(&h), 0, &none());
+        assert_eq!(texts(&b), ["m: not started · about 7 min (estimated)"]);
+        m.estimated_sec = None;
+        let h = health(Some(vec![m]));
+        let b = banner(HealthRead::Ok(&h), 0, &none());
+        assert_eq!(texts(&b), ["m: 0 / 2,469,134 (0%) · 0/s"]);
     }
 
     #[test]

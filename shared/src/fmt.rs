@@ -46,9 +46,32 @@ pub fn duration_approx(secs: f64) -> String {
     }
 }
 
+/// A byte count for operators: `812 KB`, `48 MB`, `1.5 GB` (powers of 1024).
+pub fn bytes_approx(n: u64) -> String {
+    const KB: f64 = 1024.0;
+    let b = n as f64;
+    if b < KB {
+        format!("{n} B")
+    } else if b < KB * KB {
+        format!("{:.0} KB", b / KB)
+    } else if b < KB * KB * KB {
+        format!("{:.0} MB", b / KB / KB)
+    } else {
+        format!("{:.1} GB", b / KB / KB / KB)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(bytes_approx(900), "900 B");
+        assert_eq!(bytes_approx(812 * 1024), "812 KB");
+        assert_eq!(bytes_approx(48 * 1024 * 1024), "48 MB");
+        assert_eq!(bytes_approx(3 * 1024 * 1024 * 1024 / 2), "1.5 GB");
+    }
 
     #[test]
     fn separators() {

@@ -19,7 +19,10 @@ pub mod stored {
 }
 
 /// Status as shown to operators. `Unknown` is what an unrecognised stored
-/// value becomes: it is never mistaken for `Done`. `Unowned` is a row in
+/// value becomes: it is never mistaken for `Done`. `Throttled` is a running
+/// migration holding back because the database is under strain (its row
+/// says `running`, with a `throttle_reason`): it counts as running and
+/// resumes by itself. `Unowned` is a row in
 /// progress that no migration of this build owns (another program, such as
 /// CoreScope, registered it): meshscope never runs it, so it is not work in
 /// progress here.
@@ -29,6 +32,7 @@ pub mod stored {
 pub enum MigrationStatus {
     Pending,
     Running,
+    Throttled,
     Paused,
     Done,
     Failed,
@@ -40,9 +44,10 @@ pub enum MigrationStatus {
 
 impl MigrationStatus {
     /// Every status, in lifecycle order (for exhaustive reporting, e.g. metrics).
-    pub const ALL: [MigrationStatus; 8] = [
+    pub const ALL: [MigrationStatus; 9] = [
         MigrationStatus::Pending,
         MigrationStatus::Running,
+        MigrationStatus::Throttled,
         MigrationStatus::Paused,
         MigrationStatus::Done,
         MigrationStatus::Failed,
@@ -65,11 +70,13 @@ impl MigrationStatus {
     }
 
     /// The value written to the table for this status (`Unowned` and
-    /// `Unknown` are views of rows, never written).
+    /// `Unknown` are views of rows, never written; `Throttled` is stored as
+    /// `running` with its reason beside it, so another program reading the
+    /// table sees CoreScope's vocabulary).
     pub fn to_stored(self) -> Option<&'static str> {
         Some(match self {
             MigrationStatus::Pending => stored::PENDING,
-            MigrationStatus::Running => stored::RUNNING,
+            MigrationStatus::Running | MigrationStatus::Throttled => stored::RUNNING,
             MigrationStatus::Paused => stored::PAUSED,
             MigrationStatus::Done => stored::DONE,
             MigrationStatus::Failed => stored::FAILED,
@@ -82,6 +89,7 @@ impl MigrationStatus {
         match self {
             MigrationStatus::Pending => "pending",
             MigrationStatus::Running => "running",
+            MigrationStatus::Throttled => "throttled",
             MigrationStatus::Paused => "paused",
             MigrationStatus::Done => "done",
             MigrationStatus::Failed => "failed",
@@ -95,8 +103,16 @@ impl MigrationStatus {
     pub fn is_in_progress(self) -> bool {
         matches!(
             self,
-            MigrationStatus::Pending | MigrationStatus::Running | MigrationStatus::Paused
+            MigrationStatus::Pending
+                | MigrationStatus::Running
+                | MigrationStatus::Throttled
+                | MigrationStatus::Paused
         )
+    }
+
+    /// Running, held back by the health throttle or not.
+    pub fn is_running(self) -> bool {
+        matches!(self, MigrationStatus::Running | MigrationStatus::Throttled)
     }
 }
 
@@ -133,7 +149,7 @@ impl Control {
     pub fn applies_to(self, status: MigrationStatus) -> bool {
         use MigrationStatus as S;
         match self {
-            Control::Pause => matches!(status, S::Pending | S::Running),
+            Control::Pause => matches!(status, S::Pending | S::Running | S::Throttled),
             Control::Resume => status == S::Paused,
             Control::Cancel => status.is_in_progress(),
             Control::Retry => matches!(status, S::Failed | S::Cancelled),
@@ -180,6 +196,14 @@ pub struct MigrationRecord {
     pub rows_processed: i64,
     pub rows_total: i64,
     pub attempts: i64,
+    /// Why a running migration is holding back (the health throttle), in
+    /// words for the operator; `None` when it is not.
+    pub throttle_reason: Option<String>,
+    /// When the throttle is next looked at (stored time text).
+    pub throttled_until: Option<String>,
+    /// The pre-flight estimate of the whole run, in seconds, from a timed
+    /// sample before the first chunk.
+    pub estimated_sec: Option<i64>,
 }
 
 impl MigrationRecord {
@@ -196,6 +220,9 @@ impl MigrationRecord {
             rows_processed: 0,
             rows_total: 0,
             attempts: 0,
+            throttle_reason: None,
+            throttled_until: None,
+            estimated_sec: None,
         }
     }
 
@@ -258,6 +285,16 @@ pub struct MigrationInfo {
     pub eta_sec: Option<f64>,
     pub percent: f64,
     pub error: Option<String>,
+    /// Why a `throttled` migration is holding back, in words for the operator.
+    #[serde(default)]
+    pub throttle_reason: Option<String>,
+    /// When a `throttled` migration next looks at the signal that holds it.
+    #[serde(default)]
+    pub throttled_until: Option<String>,
+    /// The pre-flight estimate of the whole run in seconds (a timed sample
+    /// of chunks before the first one), shown before a rate exists.
+    #[serde(default)]
+    pub estimated_sec: Option<f64>,
 }
 
 /// Percent done, clamped to 0-100; 0 when the total is unknown (0), never NaN.
@@ -324,6 +361,13 @@ impl MigrationInfo {
         let ts_broken = !problems.is_empty();
 
         let mut error = rec.error.clone().filter(|e| !e.is_empty());
+        let throttle_reason = rec
+            .throttle_reason
+            .clone()
+            .filter(|r| status == MigrationStatus::Running && !r.is_empty());
+        if throttle_reason.is_some() {
+            status = MigrationStatus::Throttled;
+        }
         if owner == Owner::Other && status.is_in_progress() {
             status = MigrationStatus::Unowned;
             error = Some(unowned_message(rec.stored_status()));
@@ -337,15 +381,20 @@ impl MigrationInfo {
             _ if ts_broken => 0.0,
             _ => {
                 let until = match status {
-                    MigrationStatus::Running => now_ms,
+                    MigrationStatus::Running | MigrationStatus::Throttled => now_ms,
                     _ => ended.or(last_update).unwrap_or(now_ms),
                 };
                 started.map_or(0.0, |s| ((until - s).max(0)) as f64 / 1000.0)
             }
         };
         let rate = rate_per_sec(rec.rows_processed, elapsed_sec);
+        let estimated = rec.estimated_sec.map(|e| e as f64);
         let eta = match status {
-            MigrationStatus::Running => eta_sec(rec.rows_processed, rec.rows_total, rate),
+            // Before the first chunk there is no rate: the pre-flight
+            // estimate stands in.
+            MigrationStatus::Running | MigrationStatus::Throttled => {
+                eta_sec(rec.rows_processed, rec.rows_total, rate).or(estimated)
+            }
             _ => None,
         };
         if ts_broken {
@@ -375,6 +424,15 @@ impl MigrationInfo {
             eta_sec: eta,
             percent: percent(rec.rows_processed, rec.rows_total),
             error,
+            throttled_until: throttle_reason.as_ref().and(rec.throttled_until.clone()),
+            throttle_reason,
+            estimated_sec: match status {
+                MigrationStatus::Pending
+                | MigrationStatus::Running
+                | MigrationStatus::Throttled
+                | MigrationStatus::Paused => estimated,
+                _ => None,
+            },
         }
     }
 
@@ -411,12 +469,17 @@ mod tests {
             ("", MigrationStatus::Unknown),
             ("complete", MigrationStatus::Unknown),
             ("unowned", MigrationStatus::Unknown),
+            ("throttled", MigrationStatus::Unknown),
         ];
         for (s, want) in table {
             assert_eq!(MigrationStatus::from_stored(s), want, "stored {s:?}");
         }
         for st in MigrationStatus::ALL {
             match st.to_stored() {
+                // Throttled is a running row with a reason beside it.
+                Some(s) if st == MigrationStatus::Throttled => {
+                    assert_eq!(MigrationStatus::from_stored(s), MigrationStatus::Running);
+                }
                 Some(s) => assert_eq!(MigrationStatus::from_stored(s), st),
                 None => assert!(matches!(
                     st,
@@ -446,11 +509,14 @@ mod tests {
                 .filter(|s| c.applies_to(*s))
                 .collect()
         };
-        assert_eq!(allowed(Control::Pause), [S::Pending, S::Running]);
+        assert_eq!(
+            allowed(Control::Pause),
+            [S::Pending, S::Running, S::Throttled]
+        );
         assert_eq!(allowed(Control::Resume), [S::Paused]);
         assert_eq!(
             allowed(Control::Cancel),
-            [S::Pending, S::Running, S::Paused]
+            [S::Pending, S::Running, S::Throttled, S::Paused]
         );
         assert_eq!(allowed(Control::Retry), [S::Failed, S::Cancelled]);
         for c in Control::ALL {
@@ -522,6 +588,49 @@ mod tests {
         assert_eq!(info.eta_sec, Some(10.0));
         assert_eq!(info.percent, 50.0);
         assert_eq!(info.error, None);
+    }
+
+    #[test]
+    fn a_running_row_with_a_throttle_reason_is_throttled_and_counts_as_running() {
+        let mut r = rec("running");
+        r.throttle_reason = Some("WAL is 300 MB".into());
+        r.throttled_until = Some("2026-01-01T00:00:05Z".into());
+        let m = MigrationInfo::from_record(&r, 1_767_225_610_000, Owner::Meshscope);
+        assert_eq!(m.status, MigrationStatus::Throttled);
+        assert!(m.status.is_in_progress() && m.status.is_running());
+        assert_eq!(m.throttle_reason.as_deref(), Some("WAL is 300 MB"));
+        assert_eq!(m.throttled_until.as_deref(), Some("2026-01-01T00:00:05Z"));
+        assert!(m.eta_sec.is_some(), "a throttled run keeps its ETA");
+        // A reason left on a row that is no longer running means nothing.
+        let mut done = r.clone();
+        done.set_stored_status("done");
+        let m = MigrationInfo::from_record(&done, 1_767_225_610_000, Owner::Meshscope);
+        assert_eq!(m.status, MigrationStatus::Done);
+        assert_eq!((m.throttle_reason, m.throttled_until), (None, None));
+        assert!(Control::Pause.applies_to(MigrationStatus::Throttled));
+        assert!(Control::Cancel.applies_to(MigrationStatus::Throttled));
+        assert!(!Control::Resume.applies_to(MigrationStatus::Throttled));
+    }
+
+    #[test]
+    fn the_preflight_estimate_shows_before_a_rate_exists() {
+        let mut r = rec("pending_async");
+        r.rows_processed = 0;
+        r.estimated_sec = Some(420);
+        let m = MigrationInfo::from_record(&r, 1_767_225_610_000, Owner::Meshscope);
+        assert_eq!((m.estimated_sec, m.eta_sec), (Some(420.0), None));
+        let mut started = r.clone();
+        started.set_stored_status("running");
+        let m = MigrationInfo::from_record(&started, 1_767_225_610_000, Owner::Meshscope);
+        assert_eq!(
+            m.eta_sec,
+            Some(420.0),
+            "no rate yet: the estimate stands in"
+        );
+        let mut done = r;
+        done.set_stored_status("done");
+        let m = MigrationInfo::from_record(&done, 1_767_225_610_000, Owner::Meshscope);
+        assert_eq!(m.estimated_sec, None);
     }
 
     #[test]

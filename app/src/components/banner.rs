@@ -48,6 +48,7 @@ fn BannerLine(line: Line) -> impl IntoView {
         }
         LineKind::Progress { percent } => ("banner-line busy", Some(percent), None),
         LineKind::Paused { percent } => ("banner-line paused", Some(percent), None),
+        LineKind::Throttled { percent } => ("banner-line throttled", Some(percent), None),
         LineKind::Failed { dismiss_key } | LineKind::Unowned { dismiss_key } => {
             ("banner-line bad", None, Some(dismiss_key))
         }

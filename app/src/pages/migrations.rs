@@ -240,7 +240,10 @@ fn MigrationRow(
     view! {
         <tr data-migration=name.clone()>
             <td data-label="Name" class="name">{name.clone()}</td>
-            <td data-label="Status">{move || view! { <StatusBadge status=status.get() /> }}</td>
+            <td data-label="Status">
+                {move || view! { <StatusBadge status=status.get() /> }}
+                <div class="small muted throttle-reason">{cell(|m| m.throttle_reason.clone().unwrap_or_default())}</div>
+            </td>
             <td data-label="Progress">
                 <progress max="100" value=move || pct().to_string() aria-label=format!("{name} progress")></progress>
                 <div class="small nowrap">
@@ -256,11 +259,17 @@ fn MigrationRow(
             </td>
             <td data-label="Rate" class="num nowrap">
                 {cell(|m| match m.status {
-                    MigrationStatus::Running => format!("{}/s", rate(m.rate_per_sec)),
+                    MigrationStatus::Running | MigrationStatus::Throttled => {
+                        format!("{}/s", rate(m.rate_per_sec))
+                    }
                     _ => "—".into(),
                 })}
             </td>
-            <td data-label="ETA" class="nowrap">{cell(|m| m.eta_sec.map(duration_approx).unwrap_or_else(|| "—".into()))}</td>
+            <td data-label="ETA" class="nowrap">{cell(|m| match (m.eta_sec, m.estimated_sec) {
+                (Some(eta), _) => duration_approx(eta),
+                (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
+                (None, None) => "—".into(),
+            })}</td>
             <td data-label="Started / ended">
                 <div>{cell(|m| match (m.status, m.started_at.as_deref()) {
                     (MigrationStatus::Pending | MigrationStatus::Unowned, _) | (_, None) => "not started".into(),

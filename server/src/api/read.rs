@@ -70,6 +70,7 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
         stats_full_scans: state
             .stats_full_scans
             .load(std::sync::atomic::Ordering::Relaxed),
+        chunk_hold_ms: state.status.live().chunk_holds(),
     });
     match error {
         Some(e) => {

@@ -89,8 +89,19 @@ fn render_table(infos: &[(MigrationInfo, &str)]) -> String {
                 ),
                 format!("{:.1}%", m.percent),
                 format!("{}/s", rate(m.rate_per_sec)),
-                m.eta_sec.map(duration_approx).unwrap_or_else(|| "-".into()),
-                m.error.clone().unwrap_or_else(|| "-".into()),
+                match (m.eta_sec, m.estimated_sec) {
+                    (Some(eta), _) => duration_approx(eta),
+                    (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
+                    (None, None) => "-".into(),
+                },
+                m.error
+                    .clone()
+                    .or_else(|| {
+                        m.throttle_reason
+                            .as_ref()
+                            .map(|r| format!("throttled: {r}"))
+                    })
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -117,6 +128,107 @@ fn render_table(infos: &[(MigrationInfo, &str)]) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// `meshscope migrate --dry-run`: what the chosen (default: all unfinished)
+/// migrations would do, with their pre-flight estimates. Everything runs in
+/// one transaction that is rolled back (schema steps an older file needs
+/// included), so the file is left exactly as it was.
+pub(crate) fn dry_run(db: &Path, names: &[String], cfg: &EngineConfig) -> anyhow::Result<String> {
+    require_file(db)?;
+    let known: Vec<&'static str> = migrate::registry().iter().map(|m| m.name()).collect();
+    for n in names {
+        if !known.contains(&n.as_str()) {
+            bail!("unknown migration {n:?}; known: {}", known.join(", "));
+        }
+    }
+    let _lock = WriterLock::acquire(db)?;
+    let mut conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", db.display()))?;
+    conn.busy_timeout(db::BUSY_TIMEOUT)?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > db::schema::CURRENT_VERSION {
+        bail!(
+            "{} is schema version {found}, newer than this meshscope ({}); upgrade meshscope",
+            db.display(),
+            db::schema::CURRENT_VERSION
+        );
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    db::schema::upgrade_in(&tx, found).context("cannot apply the schema steps (rolled back)")?;
+    let stored = store::read_all(&tx).context("cannot read _async_migrations")?;
+    let mut lines = vec![format!(
+        "{:<28}  {:<9}  {:>12}  ESTIMATE",
+        "NAME", "STATUS", "ROWS LEFT"
+    )];
+    let started = Instant::now();
+    for m in migrate::registry() {
+        if !names.is_empty() && !names.iter().any(|n| n == m.name()) {
+            continue;
+        }
+        let row = stored.iter().find(|r| r.rec.name == m.name());
+        let status = row.map_or(MigrationStatus::Pending, |r| r.rec.status);
+        let named = names.iter().any(|n| n == m.name());
+        let runs = match status {
+            MigrationStatus::Pending | MigrationStatus::Running | MigrationStatus::Paused => true,
+            // `serve` and `migrate` retry a failed run by themselves up to
+            // the attempt limit; named ones are retried explicitly.
+            MigrationStatus::Failed => {
+                named || row.is_some_and(|r| r.rec.attempts < cfg.max_attempts)
+            }
+            MigrationStatus::Cancelled => named,
+            _ => false,
+        };
+        if !runs {
+            lines.push(format!(
+                "{:<28}  {:<9}  {:>12}  -",
+                m.name(),
+                status.as_str(),
+                "-"
+            ));
+            continue;
+        }
+        // A run in progress continues from its cursor; anything else starts over.
+        let resumes = matches!(status, MigrationStatus::Running | MigrationStatus::Paused)
+            && row.is_some_and(|r| r.cursor.is_some());
+        let (after, max_id, left) = match row.filter(|_| resumes) {
+            Some(r) => {
+                let max_id = match r.max_id {
+                    Some(v) => v,
+                    None => m.max_id(&tx)?,
+                };
+                let left = (r.rec.rows_total - r.rec.rows_processed).max(0);
+                (r.cursor.unwrap_or(0), max_id, left)
+            }
+            None => {
+                let max_id = m.max_id(&tx)?;
+                (0, max_id, m.count(&tx, max_id)?)
+            }
+        };
+        let est = migrate::preflight(&tx, &*m, cfg, after, max_id)
+            .with_context(|| format!("{}: the sample chunks failed", m.name()))?;
+        lines.push(format!(
+            "{:<28}  {:<9}  {:>12}  {} ({:.2} s)",
+            m.name(),
+            status.as_str(),
+            thousands(left),
+            if est < 1.0 {
+                "under 1 s".to_string()
+            } else {
+                format!("about {}", duration_approx(est))
+            },
+            est
+        ));
+    }
+    drop(tx);
+    lines.push(format!(
+        "dry run: nothing was written (estimated in {:.1} s; the sample chunks were rolled back)",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(lines.join("\n"))
 }
 
 /// Runs the chosen (default: all) migrations on `db` in the foreground.

@@ -77,6 +77,10 @@ pub(crate) struct MigrateArgs {
     /// Migrations to run (default: every one not done). Named failed or
     /// cancelled migrations are retried.
     pub(crate) names: Vec<String>,
+    /// Print each migration's rows and pre-flight estimate (timed sample
+    /// chunks, rolled back) and write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) migration: MigrationArgs,
 }

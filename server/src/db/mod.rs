@@ -195,7 +195,12 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn spawn(path: &Path) -> Result<Checkpointer, DbError> {
+    /// Starts the thread; every checkpoint's result goes to `health` (the
+    /// migration throttle's WAL signals).
+    pub(crate) fn spawn(
+        path: &Path,
+        health: crate::health::DbHealth,
+    ) -> Result<Checkpointer, DbError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -205,6 +210,7 @@ impl Checkpointer {
             source,
         })?;
         conn.busy_timeout(Duration::from_millis(100))?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let wal = PathBuf::from(format!("{}-wal", path.display()));
@@ -224,10 +230,12 @@ impl Checkpointer {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     });
                     match r {
-                        Ok((log, done)) if log > 0 => {
-                            tracing::trace!(wal_frames = log, checkpointed = done, "checkpoint");
+                        Ok((log, done)) => {
+                            health.record_checkpoint(log, done, page_size, crate::clock::now_ms());
+                            if log > 0 {
+                                tracing::trace!(wal_frames = log, checkpointed = done, "checkpoint");
+                            }
                         }
-                        Ok(_) => {}
                         Err(e) => crate::ratelimit::warn_limited(
                             "checkpoint",
                             &format!("WAL checkpoint failed (the WAL keeps growing until one succeeds): {e}"),

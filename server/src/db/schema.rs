@@ -43,6 +43,11 @@ pub(crate) const STEPS: &[Step] = &[
         name: "maintained counts: transmissions.observation_count, _meshscope_counters, runs' id range",
         apply: step4_counts,
     },
+    Step {
+        version: 5,
+        name: "_async_migrations: the health throttle's reason and the pre-flight estimate",
+        apply: step5_throttle_estimate,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -134,6 +139,15 @@ pub(crate) fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), DbError>
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
         tracing::info!(step = step.version, name = step.name, "schema step applied");
+    }
+    Ok(())
+}
+
+/// Applies the steps after `found` inside `tx` without committing: what
+/// `meshscope migrate --dry-run` sees of an older file, rolled back after.
+pub fn upgrade_in(tx: &Transaction<'_>, found: i64) -> rusqlite::Result<()> {
+    for step in STEPS.iter().filter(|s| s.version > found) {
+        (step.apply)(tx)?;
     }
     Ok(())
 }
@@ -375,6 +389,18 @@ fn step4_counts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             name TEXT PRIMARY KEY,
             n INTEGER NOT NULL DEFAULT 0
         )",
+    )
+}
+
+fn step5_throttle_estimate(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    add_missing_columns(
+        tx,
+        "_async_migrations",
+        &[
+            ("throttle_reason", "TEXT"),
+            ("throttled_until", "TEXT"),
+            ("estimated_sec", "INTEGER"),
+        ],
     )
 }
 

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::health::HealthConfig;
+
 /// Operator knobs, validated at startup.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -15,6 +17,8 @@ pub struct EngineConfig {
     pub max_attempts: i64,
     pub min_batch: i64,
     pub max_batch: i64,
+    /// When a running migration holds back for the database's health.
+    pub health: HealthConfig,
 }
 
 impl Default for EngineConfig {
@@ -25,6 +29,7 @@ impl Default for EngineConfig {
             max_attempts: 3,
             min_batch: 64,
             max_batch: 200_000,
+            health: HealthConfig::default(),
         }
     }
 }

@@ -32,6 +32,23 @@ use super::store::{self, Row, StoreError};
 use super::{EngineConfig, Migration, MigrationError};
 use crate::clock::{now_ms, now_text};
 use crate::db::{self, Fault, ReaderPool};
+use crate::health::DbHealth;
+
+/// Says whether anything waits for the writer (ingest, a control): a chunk
+/// past its budget is then stopped.
+pub type Contention = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A chunk is stopped once it has held the writer this many budgets while
+/// something waits for it...
+const SOFT_OVERRUN: f64 = 1.2;
+/// ...or this many budgets whatever waits (a hard cap on the writer hold).
+const HARD_OVERRUN: f64 = 2.5;
+/// SQLite VM steps between two looks at the clock during a chunk.
+const PROGRESS_OPS: i32 = 2_000;
+/// How often a throttled migration looks at the signal again.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(500);
+/// Sample chunks (rolled back) timed for the pre-flight estimate.
+const SAMPLE_ROUNDS: u32 = 6;
 
 /// What a migration has covered of the transmission ids (see
 /// [`Engine::coverage`]).
@@ -142,6 +159,25 @@ struct Slot {
     /// The stored row lags `row`: when to write it again (every
     /// [`FLUSH_EVERY`] at first, less often while writes keep failing).
     unsaved: Option<Instant>,
+    /// Held back by the health throttle until then.
+    throttle_until: Option<Instant>,
+    /// The pre-flight estimate, while a pending migration is sampled.
+    sample: Sample,
+}
+
+/// The pre-flight estimate of a pending migration: a few chunks of growing
+/// size over its first ids, each timed and rolled back (one per unit, so
+/// ingest runs between them), then the cost per id times the ids to visit.
+enum Sample {
+    /// Not sampled yet.
+    Todo,
+    Rounds {
+        max_id: i64,
+        done: u32,
+        sizer: BatchSizer,
+    },
+    /// Estimated, or the estimate failed (logged; the run goes on without).
+    Over,
 }
 
 impl Slot {
@@ -160,9 +196,12 @@ impl Slot {
                 Some(now + Duration::from_millis(5))
             }
             (MigrationStatus::Pending, _) => Some(now),
-            (MigrationStatus::Running, Run::Active { .. }) => {
-                Some(not_before.unwrap_or(now).max(now))
-            }
+            (MigrationStatus::Running, Run::Active { .. }) => Some(
+                not_before
+                    .unwrap_or(now)
+                    .max(self.throttle_until.unwrap_or(now))
+                    .max(now),
+            ),
             (MigrationStatus::Running, _) => Some(now),
             (MigrationStatus::Paused, _) => self.resume_at,
             _ => None,
@@ -190,6 +229,52 @@ fn migration_sqlite(e: &MigrationError) -> Option<&rusqlite::Error> {
         MigrationError::Sqlite(e) => Some(e),
         MigrationError::Store(s) => s.sqlite(),
     }
+}
+
+/// The chunk was stopped by the progress handler (SQLITE_INTERRUPT).
+fn interrupted(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
+/// Runs the migration's chunk over `after < id <= upto` and rolls it back:
+/// how long the real one would hold the writer, with nothing written.
+fn time_sample(
+    conn: &Connection,
+    m: &dyn Migration,
+    after: i64,
+    upto: i64,
+) -> Result<Duration, MigrationError> {
+    let started = Instant::now();
+    conn.execute_batch("SAVEPOINT meshscope_sample")?;
+    let res = m.chunk(conn, after, upto);
+    let took = started.elapsed();
+    let undone = conn.execute_batch("ROLLBACK TO meshscope_sample; RELEASE meshscope_sample");
+    res?;
+    undone?;
+    Ok(took)
+}
+
+/// The pre-flight estimate of visiting `after < id <= max_id` at `cfg`'s
+/// budget and duty, in seconds, from [`SAMPLE_ROUNDS`] sample chunks rolled
+/// back (nothing is written). `meshscope migrate --dry-run` uses it; the
+/// engine takes the same rounds one unit at a time.
+pub fn preflight(
+    conn: &Connection,
+    m: &dyn Migration,
+    cfg: &EngineConfig,
+    after: i64,
+    max_id: i64,
+) -> Result<f64, MigrationError> {
+    let mut sizer = BatchSizer::new(cfg.budget, cfg.min_batch, cfg.max_batch);
+    for _ in 0..SAMPLE_ROUNDS {
+        let upto = after.saturating_add(sizer.batch()).min(max_id);
+        if upto <= after {
+            break;
+        }
+        let took = time_sample(conn, m, after, upto)?;
+        sizer.observe(upto - after, took);
+    }
+    Ok(sizer.seconds_for(max_id - after) / cfg.duty)
 }
 
 /// Lowers `synchronous` from FULL to NORMAL for one chunk; true if it did.
@@ -222,9 +307,31 @@ pub struct Engine {
     live: LiveStatus,
     not_before: Option<Instant>,
     enabled: bool,
+    health: Option<DbHealth>,
+    contention: Option<Contention>,
 }
 
 impl Engine {
+    /// Watches `health` before each chunk: a migration holds back
+    /// (`throttled`) while the database is under strain.
+    pub fn set_health(&mut self, health: DbHealth) {
+        self.health = Some(health);
+    }
+
+    /// Lets a chunk past its budget be stopped while `waiting()` says
+    /// something waits for the writer (the writer sets it; offline runs have
+    /// nothing to yield to).
+    pub fn set_contention(&mut self, waiting: Contention) {
+        self.contention = Some(waiting);
+    }
+
+    /// An ingest request waited `d` for the writer (the throttle's ingest signal).
+    pub fn note_ingest_wait(&self, d: Duration) {
+        if let Some(h) = &self.health {
+            h.record_ingest_wait(d);
+        }
+    }
+
     /// Holds or releases migration work (boot holds it until HTTP answers).
     pub fn set_enabled(&mut self, on: bool) {
         self.enabled = on;
@@ -255,6 +362,16 @@ impl Engine {
                 unsaved = Some(now + FLUSH_EVERY);
             }
             let mut row = store::read_one(conn, m.name())?.unwrap_or(fresh);
+            // A throttle is this process's reading of the database; one
+            // stored by an earlier process means nothing now.
+            if row.rec.throttle_reason.take().is_some() {
+                row.rec.throttled_until = None;
+                if let Err(e) = store::write(conn, &row) {
+                    tracing::warn!(migration = m.name(), error = %e,
+                        "cannot clear the last process's throttle; retrying the write");
+                    unsaved = Some(now + FLUSH_EVERY);
+                }
+            }
             let mut resume_at = None;
             let status = row.rec.status;
             match status {
@@ -291,6 +408,7 @@ impl Engine {
                 ),
                 MigrationStatus::Pending
                 | MigrationStatus::Running
+                | MigrationStatus::Throttled
                 | MigrationStatus::Done
                 | MigrationStatus::Cancelled
                 | MigrationStatus::Unowned => {}
@@ -304,6 +422,8 @@ impl Engine {
                 resume_at,
                 backoff: RESUME_MIN,
                 unsaved,
+                throttle_until: None,
+                sample: Sample::Todo,
             });
         }
         Ok(Engine {
@@ -314,6 +434,8 @@ impl Engine {
             live,
             not_before: None,
             enabled: false,
+            health: None,
+            contention: None,
         })
     }
 
@@ -360,6 +482,9 @@ impl Engine {
             return None;
         }
         let flush = self.slots.iter().filter_map(|s| s.unsaved).min();
+        if self.to_sample().is_some() {
+            return Some(now);
+        }
         let work = match self.current(now) {
             Some(i) => {
                 self.poll_plan(i);
@@ -370,6 +495,99 @@ impl Engine {
         match (work, flush) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The first pending migration still without its pre-flight estimate.
+    fn to_sample(&self) -> Option<usize> {
+        self.slots.iter().position(|s| {
+            s.status() == MigrationStatus::Pending && !matches!(s.sample, Sample::Over)
+        })
+    }
+
+    /// One round of a pending migration's pre-flight sample (see [`Sample`]).
+    fn sample_round(&mut self, conn: &Connection, i: usize) {
+        let cfg = self.cfg.clone();
+        let slot = &mut self.slots[i];
+        let m = slot.m.clone();
+        let state = std::mem::replace(&mut slot.sample, Sample::Over);
+        let (max_id, done, mut sizer) = match state {
+            Sample::Todo => match m.max_id(conn) {
+                Ok(max_id) => (
+                    max_id,
+                    0,
+                    BatchSizer::new(cfg.budget, cfg.min_batch, cfg.max_batch),
+                ),
+                Err(e) => {
+                    tracing::warn!(migration = m.name(), error = %e, "cannot estimate the run");
+                    return;
+                }
+            },
+            Sample::Rounds {
+                max_id,
+                done,
+                sizer,
+            } => (max_id, done, sizer),
+            Sample::Over => return,
+        };
+        let after = slot.row.cursor.unwrap_or(0);
+        let ids = (max_id - after).max(0);
+        if done >= SAMPLE_ROUNDS || ids == 0 {
+            let est = sizer.seconds_for(ids) / cfg.duty;
+            slot.row.rec.estimated_sec = Some(est.ceil() as i64);
+            slot.row.rec.rows_total = slot.row.rec.rows_total.max(0);
+            tracing::info!(
+                migration = m.name(),
+                ids,
+                estimated_sec = est,
+                "pre-flight estimate"
+            );
+            if let Err(e) = store::write(conn, &slot.row) {
+                crate::ratelimit::warn_limited(
+                    &format!("estimate:{}", m.name()),
+                    &format!("{}: cannot store the pre-flight estimate: {e}", m.name()),
+                );
+            }
+            self.publish(i);
+            return;
+        }
+        let upto = after.saturating_add(sizer.batch()).min(max_id);
+        let sampled = catch_unwind(AssertUnwindSafe(|| time_sample(conn, &*m, after, upto)));
+        let sampled = match sampled {
+            Ok(r) => r,
+            Err(p) => {
+                // The sample's savepoint may be left open: undo it here.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                tracing::warn!(migration = m.name(), panic = %crate::panics::message(&*p),
+                    "the pre-flight sample panicked; running without an estimate");
+                return;
+            }
+        };
+        match sampled {
+            Ok(took) => {
+                sizer.observe(upto - after, took);
+                self.live.record_hold(took, false);
+                self.slots[i].sample = Sample::Rounds {
+                    max_id,
+                    done: done + 1,
+                    sizer,
+                };
+            }
+            Err(e) => {
+                // A busy or full database: try again later, like a chunk would.
+                if migration_sqlite(&e).and_then(transient).is_some() {
+                    self.slots[i].sample = Sample::Rounds {
+                        max_id,
+                        done,
+                        sizer,
+                    };
+                    self.not_before = Some(Instant::now() + RESUME_MIN);
+                    return;
+                }
+                tracing::warn!(migration = m.name(), error = %e, "the pre-flight sample failed; running without an estimate");
+            }
         }
     }
 
@@ -405,6 +623,11 @@ impl Engine {
     fn run_unit(&mut self, conn: &mut Connection) {
         let now = Instant::now();
         self.flush_unsaved(conn, now);
+        if let Some(i) = self.to_sample() {
+            if self.not_before.is_none_or(|t| t <= now) {
+                return self.sample_round(conn, i);
+            }
+        }
         let Some(i) = self.current(now) else { return };
         if self.slots[i]
             .due(self.not_before, now)
@@ -426,11 +649,74 @@ impl Engine {
             (MigrationStatus::Pending, Run::PlanFailed(msg)) => {
                 self.fail(conn, i, &format!("counting rows failed: {msg}"));
             }
-            (MigrationStatus::Running, Run::Active { max_id }) => self.chunk(conn, i, max_id),
+            (MigrationStatus::Running, Run::Active { max_id }) => {
+                self.slots[i].run = Run::Active { max_id };
+                if self.healthy(conn, i) {
+                    self.chunk(conn, i, max_id);
+                }
+            }
             (MigrationStatus::Running, _) => self.resume_run(conn, i),
             (MigrationStatus::Paused, _) => self.auto_resume(conn, i),
             _ => {}
         }
+    }
+
+    /// Whether the running migration `i` may take its next chunk: asks the
+    /// health signals, and moves it in or out of `throttled` (stored as
+    /// `running` with the reason beside it) when the answer changes.
+    fn healthy(&mut self, conn: &Connection, i: usize) -> bool {
+        let Some(health) = self.health.clone() else {
+            return true;
+        };
+        let slot = &mut self.slots[i];
+        let was = slot.row.rec.throttle_reason.is_some();
+        let strain = health.strain(&self.cfg.health, was, now_ms());
+        if strain.is_none() && !was {
+            return true;
+        }
+        let mut next = slot.row.clone();
+        match &strain {
+            Some(reason) => {
+                let until = now_ms() + THROTTLE_RECHECK.as_millis() as i64;
+                next.rec.throttle_reason = Some(reason.clone());
+                next.rec.throttled_until = Some(shared::timefmt::format_unix_ms(until));
+                slot.throttle_until = Some(Instant::now() + THROTTLE_RECHECK);
+            }
+            None => {
+                next.rec.throttle_reason = None;
+                next.rec.throttled_until = None;
+                slot.throttle_until = None;
+            }
+        }
+        // The stored row changes when the throttle starts or ends; while it
+        // lasts only the live record follows the reason's numbers.
+        if was != strain.is_some() {
+            next.rec.last_update_at = Some(now_text());
+            if let Err(e) = store::write(conn, &next) {
+                crate::ratelimit::warn_limited(
+                    &format!("throttle:{}", slot.name()),
+                    &format!("{}: cannot record the throttle: {e}", slot.name()),
+                );
+                slot.unsaved.get_or_insert(Instant::now() + FLUSH_EVERY);
+            }
+            match &strain {
+                Some(reason) => crate::ratelimit::warn_limited(
+                    &format!("throttled:{}", slot.name()),
+                    &format!("{} throttled: {reason}", slot.name()),
+                ),
+                None => tracing::info!(
+                    migration = slot.name(),
+                    "the database is healthy again; migration resumed"
+                ),
+            }
+        }
+        slot.row = next;
+        if was != strain.is_some() {
+            self.after_status_change(conn, i);
+        } else {
+            self.live.set(&self.slots[i].row.rec);
+        }
+        strain.is_none()
     }
 
     /// Writes rows that could not be stored when they changed.
@@ -585,6 +871,22 @@ impl Engine {
         // next acknowledged commit syncs the WAL, chunk frames included.
         let relaxed = relax_sync(conn);
         let started = Instant::now();
+        // Past its budget while something waits (or far past it whatever
+        // waits), the chunk is stopped: it rolls back, its cursor untouched,
+        // and is retried smaller. A chunk already at the smallest size runs
+        // to its end, so a slow disk cannot stall the migration.
+        let interruptible = slot.sizer.batch() > self.cfg.min_batch;
+        if let Some(waiting) = self.contention.clone().filter(|_| interruptible) {
+            let soft = self.cfg.budget.mul_f64(SOFT_OVERRUN);
+            let hard = self.cfg.budget.mul_f64(HARD_OVERRUN);
+            conn.progress_handler(
+                PROGRESS_OPS,
+                Some(move || {
+                    let held = started.elapsed();
+                    held > hard || (held > soft && waiting())
+                }),
+            );
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<i64, MigrationError> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let rows = m.chunk(&tx, after, upto)?;
@@ -592,12 +894,25 @@ impl Engine {
             tx.commit()?;
             Ok(rows)
         }));
+        conn.progress_handler(0, None::<fn() -> bool>);
         let took = started.elapsed();
         if relaxed {
             restore_sync(conn);
         }
         let rows = match outcome {
             Ok(Ok(rows)) => rows,
+            Ok(Err(e)) if migration_sqlite(&e).is_some_and(interrupted) => {
+                self.live.record_hold(took, true);
+                self.slots[i].sizer.interrupted(upto - after, took);
+                tracing::debug!(
+                    migration = m.name(),
+                    after,
+                    upto,
+                    took_ms = took.as_secs_f64() * 1000.0,
+                    "chunk stopped past its budget; retrying smaller"
+                );
+                return;
+            }
             Ok(Err(e)) => {
                 if let Some(reason) = migration_sqlite(&e).and_then(transient) {
                     return self.pause_by_itself(conn, i, reason);
@@ -612,6 +927,7 @@ impl Engine {
                 )
             }
         };
+        self.live.record_hold(took, false);
         let slot = &mut self.slots[i];
         tracing::debug!(
             migration = m.name(),
@@ -771,7 +1087,12 @@ impl Engine {
         let s = &self.slots[i];
         Progress {
             name: s.name().to_string(),
-            status: s.status(),
+            status: match s.status() {
+                MigrationStatus::Running if s.row.rec.throttle_reason.is_some() => {
+                    MigrationStatus::Throttled
+                }
+                st => st,
+            },
             rows_processed: s.row.rec.rows_processed,
             rows_total: s.row.rec.rows_total,
             batch: s.sizer.batch(),

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use hdrhistogram::Histogram;
+use shared::api::ChunkHold;
 use shared::migration::MigrationRecord;
 
 /// Records of the migrations this process runs; `version` bumps on every
@@ -13,6 +16,13 @@ use shared::migration::MigrationRecord;
 pub struct LiveStatus {
     rows: Arc<Mutex<BTreeMap<String, MigrationRecord>>>,
     version: tokio::sync::watch::Sender<u64>,
+    holds: Arc<Mutex<Holds>>,
+}
+
+/// How long chunks held the writer (µs), committed or interrupted.
+struct Holds {
+    all: Histogram<u64>,
+    interrupted: u64,
 }
 
 impl Default for LiveStatus {
@@ -20,6 +30,11 @@ impl Default for LiveStatus {
         LiveStatus {
             rows: Arc::default(),
             version: tokio::sync::watch::Sender::new(0),
+            holds: Arc::new(Mutex::new(Holds {
+                all: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .unwrap_or_else(|_| unreachable!("static histogram bounds are valid")),
+                interrupted: 0,
+            })),
         }
     }
 }
@@ -43,6 +58,40 @@ impl LiveStatus {
     /// `insert`), so they are read, never shown as an empty list.
     pub fn snapshot(&self) -> BTreeMap<String, MigrationRecord> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A chunk held the writer for `d` (`interrupted`: it was stopped and
+    /// rolled back to let ingest in).
+    pub(crate) fn record_hold(&self, d: Duration, interrupted: bool) {
+        let mut h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        h.all
+            .saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+        if interrupted {
+            h.interrupted += 1;
+        }
+        let outcome = if interrupted {
+            "interrupted"
+        } else {
+            "committed"
+        };
+        metrics::histogram!("meshscope_migration_chunk_hold_seconds", "outcome" => outcome)
+            .record(d.as_secs_f64());
+    }
+
+    /// Chunk hold times since this process started (`None` before the first chunk).
+    pub fn chunk_holds(&self) -> Option<ChunkHold> {
+        let h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        if h.all.is_empty() {
+            return None;
+        }
+        let ms = |v: u64| (v as f64 / 10.0).round() / 100.0;
+        Some(ChunkHold {
+            n: h.all.len(),
+            p50_ms: ms(h.all.value_at_quantile(0.5)),
+            p99_ms: ms(h.all.value_at_quantile(0.99)),
+            max_ms: ms(h.all.max()),
+            interrupted: h.interrupted,
+        })
     }
 
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {

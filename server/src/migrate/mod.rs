@@ -33,7 +33,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 pub use config::{EngineConfig, EngineConfigError};
-pub use engine::{ControlError, Coverage, Engine, Observer, Progress};
+pub use engine::{preflight, Contention, ControlError, Coverage, Engine, Observer, Progress};
 pub use live::LiveStatus;
 use store::StoreError;
 

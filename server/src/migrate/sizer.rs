@@ -33,6 +33,25 @@ impl BatchSizer {
         self.batch
     }
 
+    /// Learns from a chunk over `ids` ids stopped (rolled back) after
+    /// `took`, before its end: it cost more than `took / ids` per id, so the
+    /// cost estimate at least doubles and the next chunk is a quarter the size.
+    pub(crate) fn interrupted(&mut self, ids: i64, took: Duration) {
+        if ids <= 0 {
+            return;
+        }
+        let seen = (took.as_nanos() as f64 / ids as f64).max(1.0);
+        let cost = self.ns_per_id.map_or(seen, |prev| (prev * 2.0).max(seen));
+        self.ns_per_id = Some(cost);
+        self.batch = (self.batch / 4).clamp(self.min, self.max);
+    }
+
+    /// Writer time for `ids` ids at the learnt cost, in seconds (0 before
+    /// anything was learnt).
+    pub(crate) fn seconds_for(&self, ids: i64) -> f64 {
+        self.ns_per_id.unwrap_or(0.0) * ids.max(0) as f64 / 1e9
+    }
+
     /// Learns from a chunk that covered `ids` ids in `took`.
     pub(crate) fn observe(&mut self, ids: i64, took: Duration) {
         if ids <= 0 {
@@ -83,5 +102,25 @@ mod tests {
             fast.observe(b, Duration::from_nanos(b as u64));
         }
         assert_eq!(fast.batch(), 5_000);
+    }
+
+    #[test]
+    fn an_interrupted_chunk_shrinks_the_next_and_raises_the_cost() {
+        let mut s = BatchSizer::new(Duration::from_millis(10), 100, 100_000);
+        for _ in 0..20 {
+            let b = s.batch();
+            s.observe(b, Duration::from_micros(b as u64));
+        }
+        assert_eq!(s.batch(), 10_000);
+        assert!((s.seconds_for(1_000_000) - 1.0).abs() < 0.01);
+        // Stopped after 25 ms without finishing 10,000 ids.
+        s.interrupted(10_000, Duration::from_millis(25));
+        assert_eq!(s.batch(), 2_500);
+        assert!(s.seconds_for(1_000_000) >= 2.5);
+        // Never below the floor.
+        for _ in 0..10 {
+            s.interrupted(s.batch(), Duration::from_millis(25));
+        }
+        assert_eq!(s.batch(), 100);
     }
 }

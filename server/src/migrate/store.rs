@@ -62,6 +62,9 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     rec.rows_total = r.get(6)?;
     rec.last_update_at = r.get(7)?;
     rec.attempts = r.get(9)?;
+    rec.throttle_reason = r.get(11)?;
+    rec.throttled_until = r.get(12)?;
+    rec.estimated_sec = r.get(13)?;
     Ok(Row {
         rec,
         cursor: r.get(8)?,
@@ -73,7 +76,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 /// that lacks it (CoreScope's table has only the first five, and later
 /// versions add the progress ones; `meshscope migrations` reads such files
 /// as they are, before any upgrade).
-const COLUMNS: [(&str, &str); 11] = [
+const COLUMNS: [(&str, &str); 14] = [
     ("name", "name"),
     ("status", "status"),
     ("started_at", "NULL"),
@@ -85,6 +88,9 @@ const COLUMNS: [(&str, &str); 11] = [
     ("cursor", "NULL"),
     ("attempts", "0"),
     ("max_id", "NULL"),
+    ("throttle_reason", "NULL"),
+    ("throttled_until", "NULL"),
+    ("estimated_sec", "NULL"),
 ];
 
 fn select(conn: &Connection) -> rusqlite::Result<String> {
@@ -134,7 +140,8 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE _async_migrations SET status = ?2, started_at = COALESCE(?3, started_at),
             ended_at = ?4, error = ?5, rows_processed = ?6, rows_total = ?7, last_update_at = ?8,
-            cursor = ?9, attempts = ?10, max_id = ?11
+            cursor = ?9, attempts = ?10, max_id = ?11, throttle_reason = ?12,
+            throttled_until = ?13, estimated_sec = ?14
          WHERE name = ?1",
         params![
             r.name,
@@ -147,7 +154,10 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
             r.last_update_at,
             row.cursor,
             r.attempts,
-            row.max_id
+            row.max_id,
+            r.throttle_reason,
+            r.throttled_until,
+            r.estimated_sec
         ],
     )?;
     if n != 1 {

@@ -18,3 +18,4 @@ mod legacy;
 mod mqtt;
 mod read;
 mod status;
+mod throttle;
