@@ -201,9 +201,9 @@ pub struct MigrationRecord {
     pub throttle_reason: Option<String>,
     /// When the throttle is next looked at (stored time text).
     pub throttled_until: Option<String>,
-    /// The pre-flight estimate of the whole run, in seconds, from a timed
-    /// sample before the first chunk.
-    pub estimated_sec: Option<i64>,
+    /// The pre-flight estimate of the whole run, in milliseconds, from a
+    /// timed sample before the first chunk.
+    pub estimated_ms: Option<i64>,
 }
 
 impl MigrationRecord {
@@ -222,7 +222,7 @@ impl MigrationRecord {
             attempts: 0,
             throttle_reason: None,
             throttled_until: None,
-            estimated_sec: None,
+            estimated_ms: None,
         }
     }
 
@@ -388,7 +388,7 @@ impl MigrationInfo {
             }
         };
         let rate = rate_per_sec(rec.rows_processed, elapsed_sec);
-        let estimated = rec.estimated_sec.map(|e| e as f64);
+        let estimated = rec.estimated_ms.map(|e| e as f64 / 1000.0);
         let eta = match status {
             // Before the first chunk there is no rate: the pre-flight
             // estimate stands in.
@@ -616,7 +616,7 @@ mod tests {
     fn the_preflight_estimate_shows_before_a_rate_exists() {
         let mut r = rec("pending_async");
         r.rows_processed = 0;
-        r.estimated_sec = Some(420);
+        r.estimated_ms = Some(420_000);
         let m = MigrationInfo::from_record(&r, 1_767_225_610_000, Owner::Meshscope);
         assert_eq!((m.estimated_sec, m.eta_sec), (Some(420.0), None));
         let mut started = r.clone();

@@ -86,6 +86,20 @@ impl Summary {
     }
 }
 
+/// Chunk hold times: `n` chunks, p50/p99/max in ms, how many were stopped
+/// past their budget (rolled back and retried smaller).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ChunkHoldSummary {
+    pub(crate) n: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) interrupted: u64,
+    /// The budget they are held to.
+    pub(crate) budget_ms: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StrategyResult {
@@ -101,6 +115,11 @@ pub(crate) struct StrategyResult {
     pub(crate) readers: BTreeMap<String, Summary>,
     pub(crate) reader_p99_ratio_to_idle: BTreeMap<String, f64>,
     pub(crate) reader_errors: u64,
+    /// How long each chunk held the writer (strategies with chunks).
+    pub(crate) chunk_hold_ms: Option<ChunkHoldSummary>,
+    /// The engine's pre-flight estimate of the run, and actual / estimate.
+    pub(crate) estimated_sec: Option<f64>,
+    pub(crate) actual_to_estimate: Option<f64>,
     /// (seconds since the window opened, latency ms) of every ingest request.
     #[serde(skip)]
     pub(crate) ingest_timeline: Vec<(f64, f64)>,
@@ -405,6 +424,8 @@ fn run_strategy(
     std::thread::sleep(LEAD_IN);
 
     let writer = server.parts.writer.clone();
+    let mut fixed_holds: Vec<Duration> = Vec::new();
+    let mut estimated_sec = None;
     let window_start = Instant::now();
     match kind {
         Kind::Idle => std::thread::sleep(idle_for),
@@ -418,10 +439,12 @@ fn run_strategy(
             let mut cursor = 0;
             while cursor < max_id {
                 let upto = (cursor + FIXED_CHUNK).min(max_id);
-                server.rt.block_on(writer.exec(move |c| {
+                let held = server.rt.block_on(writer.exec(move |c| {
+                    let t = Instant::now();
                     c.execute(last_seen::UPDATE_RANGE, [cursor, upto])?;
-                    Ok(())
+                    Ok(t.elapsed())
                 }))?;
+                fixed_holds.push(held);
                 cursor = upto;
                 if cursor < max_id {
                     std::thread::sleep(FIXED_SLEEP);
@@ -432,6 +455,9 @@ fn run_strategy(
             server.rt.block_on(server.parts.start_migrations())?;
             loop {
                 let rec = server.parts.live.snapshot().get(last_seen::NAME).cloned();
+                if let Some(e) = rec.as_ref().and_then(|r| r.estimated_ms) {
+                    estimated_sec.get_or_insert(e as f64 / 1000.0);
+                }
                 match rec.as_ref().map(|r| r.status.as_str()) {
                     Some("done") => break,
                     Some("failed") | Some("cancelled") => {
@@ -444,6 +470,29 @@ fn run_strategy(
     }
     let wall = window_start.elapsed();
     let window_end = Instant::now();
+    let budget_ms = engine_defaults().budget.as_secs_f64() * 1000.0;
+    let chunk_hold_ms = match kind {
+        Kind::Meshscope => server.parts.live.chunk_holds().map(|h| ChunkHoldSummary {
+            n: h.n,
+            p50_ms: h.p50_ms,
+            p99_ms: h.p99_ms,
+            max_ms: h.max_ms,
+            interrupted: h.interrupted,
+            budget_ms,
+        }),
+        Kind::FixedSleep => {
+            let s = Summary::of(&fixed_holds);
+            Some(ChunkHoldSummary {
+                n: s.n,
+                p50_ms: s.p50_ms,
+                p99_ms: s.p99_ms,
+                max_ms: s.max_ms,
+                interrupted: 0,
+                budget_ms,
+            })
+        }
+        Kind::Idle | Kind::Naive => None,
+    };
     std::thread::sleep(TAIL);
     stop.store(true, Ordering::Relaxed);
     let samples = client_rt.block_on(load_task)?;
@@ -505,6 +554,11 @@ fn run_strategy(
         readers,
         reader_p99_ratio_to_idle: BTreeMap::new(),
         reader_errors: samples.reader_errors,
+        chunk_hold_ms,
+        estimated_sec,
+        actual_to_estimate: estimated_sec
+            .filter(|e| *e > 0.0)
+            .map(|e| round2(wall.as_secs_f64() / e)),
         ingest_timeline: timeline,
     })
 }
@@ -1039,6 +1093,23 @@ pub(crate) fn render(report: &Report) -> String {
             s.wal_peak_bytes as f64 / 1_048_576.0,
             s.correct,
         ));
+    }
+    for s in &report.strategies {
+        if let Some(h) = &s.chunk_hold_ms {
+            out.push_str(&format!(
+                "  {} chunk holds: {} chunks, p50 {:.2} ms, p99 {:.2} ms ({:.2}x budget), max {:.2} ms ({:.2}x), {} stopped past budget\n",
+                s.name, h.n, h.p50_ms, h.p99_ms, h.p99_ms / h.budget_ms, h.max_ms, h.max_ms / h.budget_ms, h.interrupted
+            ));
+        }
+        if let (Some(e), Some(r)) = (s.estimated_sec, s.actual_to_estimate) {
+            out.push_str(&format!(
+                "  {} pre-flight estimate {:.1} s, actual {:.2} s ({:.2}x the estimate)\n",
+                s.name,
+                e,
+                s.backfill_wall_sec.unwrap_or(0.0),
+                r
+            ));
+        }
     }
     out.push_str(&format!(
         "durability (empty file; strategies above ran with {}):\n",

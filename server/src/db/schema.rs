@@ -399,7 +399,7 @@ fn step5_throttle_estimate(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         &[
             ("throttle_reason", "TEXT"),
             ("throttled_until", "TEXT"),
-            ("estimated_sec", "INTEGER"),
+            ("estimated_ms", "INTEGER"),
         ],
     )
 }

@@ -534,7 +534,7 @@ impl Engine {
         let ids = (max_id - after).max(0);
         if done >= SAMPLE_ROUNDS || ids == 0 {
             let est = sizer.seconds_for(ids) / cfg.duty;
-            slot.row.rec.estimated_sec = Some(est.ceil() as i64);
+            slot.row.rec.estimated_ms = Some((est * 1000.0).ceil() as i64);
             slot.row.rec.rows_total = slot.row.rec.rows_total.max(0);
             tracing::info!(
                 migration = m.name(),

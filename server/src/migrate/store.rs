@@ -64,7 +64,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     rec.attempts = r.get(9)?;
     rec.throttle_reason = r.get(11)?;
     rec.throttled_until = r.get(12)?;
-    rec.estimated_sec = r.get(13)?;
+    rec.estimated_ms = r.get(13)?;
     Ok(Row {
         rec,
         cursor: r.get(8)?,
@@ -90,7 +90,7 @@ const COLUMNS: [(&str, &str); 14] = [
     ("max_id", "NULL"),
     ("throttle_reason", "NULL"),
     ("throttled_until", "NULL"),
-    ("estimated_sec", "NULL"),
+    ("estimated_ms", "NULL"),
 ];
 
 fn select(conn: &Connection) -> rusqlite::Result<String> {
@@ -141,7 +141,7 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
         "UPDATE _async_migrations SET status = ?2, started_at = COALESCE(?3, started_at),
             ended_at = ?4, error = ?5, rows_processed = ?6, rows_total = ?7, last_update_at = ?8,
             cursor = ?9, attempts = ?10, max_id = ?11, throttle_reason = ?12,
-            throttled_until = ?13, estimated_sec = ?14
+            throttled_until = ?13, estimated_ms = ?14
          WHERE name = ?1",
         params![
             r.name,
@@ -157,7 +157,7 @@ pub fn write(conn: &Connection, row: &Row) -> Result<(), StoreError> {
             row.max_id,
             r.throttle_reason,
             r.throttled_until,
-            r.estimated_sec
+            r.estimated_ms
         ],
     )?;
     if n != 1 {
