@@ -178,6 +178,10 @@ pub(crate) const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
 /// page during a backfill) is copied back once, not once per commit.
 pub(crate) const CHECKPOINT_WAL_BYTES: u64 = 16 * 1024 * 1024;
 pub(crate) const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
+/// With at least this much WAL not yet checkpointed at the last look...
+const CHECKPOINT_BUSY_BYTES: u64 = 4 * 1024 * 1024;
+/// ...the checkpointer looks again this soon.
+const CHECKPOINT_BUSY_POLL: Duration = Duration::from_millis(50);
 
 /// Moves WAL checkpoints off the writer thread.
 ///
@@ -220,9 +224,19 @@ impl Checkpointer {
                 use std::sync::atomic::Ordering;
                 let mut last = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(CHECKPOINT_POLL);
+                    // A backlog building up (a migration writing flat out)
+                    // is looked at more often, so it stays short.
+                    let poll = if health.wal_backlog_bytes() >= CHECKPOINT_BUSY_BYTES {
+                        CHECKPOINT_BUSY_POLL
+                    } else {
+                        CHECKPOINT_POLL
+                    };
+                    std::thread::sleep(poll);
                     let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                    if wal_bytes < CHECKPOINT_WAL_BYTES && last.elapsed() < CHECKPOINT_MAX_AGE {
+                    if wal_bytes < CHECKPOINT_WAL_BYTES
+                        && health.wal_backlog_bytes() < CHECKPOINT_BUSY_BYTES
+                        && last.elapsed() < CHECKPOINT_MAX_AGE
+                    {
                         continue;
                     }
                     last = std::time::Instant::now();

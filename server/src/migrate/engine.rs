@@ -46,7 +46,7 @@ const HARD_OVERRUN: f64 = 2.5;
 /// SQLite VM steps between two looks at the clock during a chunk.
 const PROGRESS_OPS: i32 = 2_000;
 /// How often a throttled migration looks at the signal again.
-const THROTTLE_RECHECK: Duration = Duration::from_millis(500);
+const THROTTLE_RECHECK: Duration = Duration::from_millis(200);
 /// Sample chunks (rolled back) timed for the pre-flight estimate.
 const SAMPLE_ROUNDS: u32 = 6;
 
