@@ -70,6 +70,7 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
         stats_full_scans: state
             .stats_full_scans
             .load(std::sync::atomic::Ordering::Relaxed),
+        retention: state.status.live().retention(),
     });
     match error {
         Some(e) => {

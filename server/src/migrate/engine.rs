@@ -27,6 +27,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use shared::migration::{Control, MigrationInfo, MigrationRecord, MigrationStatus, Owner};
 
 use super::live::LiveStatus;
+use super::retention::{self, Retention, Schedule};
 use super::sizer::BatchSizer;
 use super::store::{self, Row, StoreError};
 use super::{EngineConfig, Migration, MigrationError};
@@ -193,14 +194,14 @@ fn migration_sqlite(e: &MigrationError) -> Option<&rusqlite::Error> {
 }
 
 /// Lowers `synchronous` from FULL to NORMAL for one chunk; true if it did.
-fn relax_sync(conn: &Connection) -> bool {
+pub(super) fn relax_sync(conn: &Connection) -> bool {
     let full = conn
         .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
         .is_ok_and(|v| v >= 2);
     full && conn.pragma_update(None, "synchronous", "NORMAL").is_ok()
 }
 
-fn restore_sync(conn: &Connection) {
+pub(super) fn restore_sync(conn: &Connection) {
     if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
         tracing::error!(error = %e, "cannot restore synchronous=FULL after a chunk");
     }
@@ -222,6 +223,8 @@ pub struct Engine {
     live: LiveStatus,
     not_before: Option<Instant>,
     enabled: bool,
+    /// The retention job, when configured; runs when no migration is in progress.
+    retention: Option<Retention>,
 }
 
 impl Engine {
@@ -314,7 +317,46 @@ impl Engine {
             live,
             not_before: None,
             enabled: false,
+            retention: None,
         })
+    }
+
+    /// Runs the retention job on `schedule` (see [`retention`]).
+    pub fn set_retention(&mut self, schedule: Schedule) {
+        self.retention = Some(Retention::new(
+            schedule,
+            &self.cfg,
+            self.readers.clone(),
+            self.live.clone(),
+        ));
+    }
+
+    /// Whether the retention job may run now: enabled, no migration
+    /// pending, running or paused, and the counts it keeps ready.
+    fn retention_may_run(&self) -> bool {
+        self.enabled
+            && self.retention.is_some()
+            && !self.slots.iter().any(|s| s.status().is_in_progress())
+            && self.coverage(super::counts::NAME) == Coverage::All
+    }
+
+    /// Runs one retention unit if one is due (one chunk at most).
+    fn run_retention(&mut self, conn: &mut Connection) {
+        if !self.retention_may_run() {
+            return;
+        }
+        // Health throttle hook: the reason to hold retention chunks back
+        // (WAL too long, ingest waiting, ...) goes here, consulted before
+        // every chunk; `None` runs the chunk.
+        let throttle: Option<String> = None;
+        let Some(r) = self.retention.as_mut() else {
+            return;
+        };
+        if let Some(p) = r.run_unit(conn, throttle) {
+            if let Err(e) = self.notify(&p) {
+                tracing::error!(error = %e, "progress observer failed on retention");
+            }
+        }
     }
 
     pub fn add_observer(&mut self, o: Observer) {
@@ -365,6 +407,7 @@ impl Engine {
                 self.poll_plan(i);
                 self.slots[i].due(self.not_before, now)
             }
+            None if self.retention_may_run() => self.retention.as_ref().and_then(|r| r.due(now)),
             None => None,
         };
         match (work, flush) {
@@ -405,7 +448,9 @@ impl Engine {
     fn run_unit(&mut self, conn: &mut Connection) {
         let now = Instant::now();
         self.flush_unsaved(conn, now);
-        let Some(i) = self.current(now) else { return };
+        let Some(i) = self.current(now) else {
+            return self.run_retention(conn);
+        };
         if self.slots[i]
             .due(self.not_before, now)
             .is_some_and(|d| d > now)
@@ -797,6 +842,14 @@ impl Engine {
         name: &str,
         op: Control,
     ) -> Result<MigrationInfo, ControlError> {
+        if let (retention::NAME, Some(r)) = (name, self.retention.as_mut()) {
+            let p = r.control(op)?;
+            let info = MigrationInfo::from_record(r.record(), now_ms(), Owner::Meshscope);
+            if let Err(e) = self.notify(&p) {
+                tracing::error!(error = %e, "progress observer failed on retention");
+            }
+            return Ok(info);
+        }
         let i = self
             .slots
             .iter()
