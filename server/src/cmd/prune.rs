@@ -41,8 +41,7 @@ pub(crate) fn prune(db: &Path, opts: &PruneOptions) -> anyhow::Result<String> {
     }
     let cutoffs = cfg.cutoffs(now_secs());
     if opts.dry_run {
-        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(|| format!("cannot open {}", db.display()))?;
+        let conn = open_untouched(db)?;
         conn.busy_timeout(db::BUSY_TIMEOUT)?;
         for table in ["observations", "transmissions", "observers"] {
             if db::table_columns(&conn, table)?.is_empty() {
@@ -60,6 +59,30 @@ pub(crate) fn prune(db: &Path, opts: &PruneOptions) -> anyhow::Result<String> {
         ));
     }
     run(db, cutoffs, opts.engine.clone())
+}
+
+/// Opens `db` read-only without creating anything next to it. A file
+/// closed cleanly (no `-wal` beside it) holds everything in its main file
+/// and is opened `immutable` (no `-wal`/`-shm` created); with a WAL present
+/// (a server running, or one that crashed) the WAL must be read too, and
+/// the files it needs already exist.
+fn open_untouched(db: &Path) -> anyhow::Result<Connection> {
+    let wal = Path::new(&format!("{}-wal", db.display())).exists();
+    let conn = if wal {
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    } else {
+        let path = db.to_string_lossy();
+        let escaped = path
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        Connection::open_with_flags(
+            format!("file:{escaped}?immutable=1"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+    }
+    .with_context(|| format!("cannot open {}", db.display()))?;
+    Ok(conn)
 }
 
 fn run(db: &Path, cutoffs: Cutoffs, engine_cfg: EngineConfig) -> anyhow::Result<String> {

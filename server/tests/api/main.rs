@@ -17,4 +17,5 @@ mod ingest;
 mod legacy;
 mod mqtt;
 mod read;
+mod retention;
 mod status;
