@@ -80,7 +80,11 @@ fn expected(c: &Connection, cp: i64, co: Option<i64>) -> Kept {
 fn assert_kept(c: &Connection, want: &Kept) {
     for (what, sql, want) in [
         ("sightings", "SELECT id FROM observations", &want.sightings),
-        ("transmissions", "SELECT id FROM transmissions", &want.transmissions),
+        (
+            "transmissions",
+            "SELECT id FROM transmissions",
+            &want.transmissions,
+        ),
         ("observers", "SELECT rowid FROM observers", &want.observers),
     ] {
         let got = ids(c, sql);
