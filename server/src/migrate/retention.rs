@@ -441,11 +441,11 @@ impl Retention {
                 if let Some(reason) = transient(&e) {
                     return Some(self.retry_later(run, reason));
                 }
-                return Some(self.fail(run, &format!("deleting old rows failed: {e}")));
+                return Some(self.fail(&run, &format!("deleting old rows failed: {e}")));
             }
             Err(p) => {
                 let msg = crate::panics::message(&*p);
-                return Some(self.fail(run, &format!("retention panicked: {msg}")));
+                return Some(self.fail(&run, &format!("retention panicked: {msg}")));
             }
         };
         let visited = match phase {
@@ -473,7 +473,7 @@ impl Retention {
         if visited < limit {
             run.phase = match phase {
                 Phase::Sightings if run.cutoffs.observers.is_some() => Some(Phase::Observers),
-                _ => return Some(self.finish(run, Some(took))),
+                _ => return Some(self.finish(&run, Some(took))),
             };
         }
         self.run = Some(run);
@@ -510,7 +510,7 @@ impl Retention {
                         let _ = tx.send(res);
                     });
                 if let Err(e) = spawned {
-                    self.fail(run, &format!("cannot start the counting thread: {e}"));
+                    self.fail(&run, &format!("cannot start the counting thread: {e}"));
                     return;
                 }
             }
@@ -544,10 +544,10 @@ impl Retention {
         };
         run.counting = None;
         match got {
-            Err(e) => Some(self.fail(run, &format!("counting old rows failed: {e}"))),
+            Err(e) => Some(self.fail(&run, &format!("counting old rows failed: {e}"))),
             Ok(0) => {
                 // Nothing older than the cutoffs: no line, just the last run.
-                self.end_quietly(run);
+                self.end_quietly(&run);
                 None
             }
             Ok(total) => {
@@ -560,7 +560,7 @@ impl Retention {
                 run.shown = true;
                 run.phase = run.first_phase();
                 if run.phase.is_none() {
-                    return Some(self.finish(run, None));
+                    return Some(self.finish(&run, None));
                 }
                 self.run = Some(run);
                 Some(self.publish(None))
@@ -568,7 +568,7 @@ impl Retention {
         }
     }
 
-    fn finish(&mut self, run: Run, took: Option<Duration>) -> Progress {
+    fn finish(&mut self, run: &Run, took: Option<Duration>) -> Progress {
         let now = now_text();
         self.rec.status = MigrationStatus::Done;
         self.rec.error = None;
@@ -580,7 +580,7 @@ impl Retention {
             observers = run.deleted.observers,
             "retention run done"
         );
-        self.set_last(&run, MigrationStatus::Done, None, self.rec.ended_at.clone());
+        self.set_last(run, MigrationStatus::Done, None, self.rec.ended_at.clone());
         self.schedule_next();
         if run.shown {
             self.publish(took)
@@ -590,14 +590,14 @@ impl Retention {
     }
 
     /// A run that found nothing to delete: recorded as the last run only.
-    fn end_quietly(&mut self, run: Run) {
+    fn end_quietly(&mut self, run: &Run) {
         tracing::debug!("retention run found nothing to delete");
-        self.set_last(&run, MigrationStatus::Done, None, Some(now_text()));
+        self.set_last(run, MigrationStatus::Done, None, Some(now_text()));
         self.schedule_next();
     }
 
     /// Ends the run as failed, shown and logged; the next run comes as scheduled.
-    fn fail(&mut self, run: Run, msg: &str) -> Progress {
+    fn fail(&mut self, run: &Run, msg: &str) -> Progress {
         let now = now_text();
         tracing::error!(error = msg, "retention run failed; the next run retries");
         if !run.shown {
@@ -610,7 +610,7 @@ impl Retention {
         self.rec.ended_at = Some(now.clone());
         self.rec.last_update_at = Some(now.clone());
         self.set_last(
-            &run,
+            run,
             MigrationStatus::Failed,
             Some(msg.to_string()),
             Some(now),

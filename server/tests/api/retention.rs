@@ -406,7 +406,7 @@ fn prune(db: &Path, args: &[&str]) -> std::process::Output {
 fn field(out: &str, label: &str) -> i64 {
     out.lines()
         .find_map(|l| l.strip_prefix(label))
-        .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {label} in {out}"))
 }
 
