@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::db::Durability;
 use crate::health::HealthConfig;
-use crate::migrate::{EngineConfig, EngineConfigError};
+use crate::migrate::retention::DaysError;
+use crate::migrate::{EngineConfig, EngineConfigError, RetentionConfig};
 use crate::mqtt::{MqttSource, SourceError, SourceSpec};
 
 /// A setting that cannot be used, named as the operator gives it.
@@ -32,6 +33,8 @@ pub enum ConfigError {
     Budget(f64),
     #[error(transparent)]
     Engine(#[from] EngineConfigError),
+    #[error(transparent)]
+    Retention(#[from] DaysError),
     #[error("{option}: {source}")]
     Key {
         option: &'static str,
@@ -157,6 +160,56 @@ pub struct ServeArgs {
     pub mqtt: Vec<String>,
     #[command(flatten)]
     pub migration: MigrationArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// Retention (`[retention]` in the config file); off unless set.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RetentionArgs {
+    /// Delete packet sightings older than this many days (and packets left
+    /// without any), hourly, online. [default: keep everything]
+    #[arg(
+        long,
+        env = "MESHSCOPE_RETENTION_PACKET_DAYS",
+        allow_negative_numbers = true
+    )]
+    pub retention_packet_days: Option<i64>,
+    /// Delete observers not heard for this many days (once none of their
+    /// sightings is kept). [default: keep everything]
+    #[arg(
+        long,
+        env = "MESHSCOPE_RETENTION_OBSERVER_DAYS",
+        allow_negative_numbers = true
+    )]
+    pub retention_observer_days: Option<i64>,
+}
+
+impl RetentionArgs {
+    /// Flags/env over the config file's `[retention]`, validated (whole days ≥ 1).
+    pub fn resolve(&self, file: &RetentionFile) -> Result<RetentionConfig, ConfigError> {
+        let packet = match self.retention_packet_days {
+            Some(v) => RetentionConfig::days("--retention-packet-days", Some(v))?,
+            None => RetentionConfig::days("[retention] packet_days", file.packet_days)?,
+        };
+        let observer = match self.retention_observer_days {
+            Some(v) => RetentionConfig::days("--retention-observer-days", Some(v))?,
+            None => RetentionConfig::days("[retention] observer_days", file.observer_days)?,
+        };
+        Ok(RetentionConfig {
+            packet_days: packet,
+            observer_days: observer,
+        })
+    }
+}
+
+/// The config file's `[retention]` table (CoreScope's `retention.packetDays`
+/// and `retention.observerDays`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    pub packet_days: Option<i64>,
+    pub observer_days: Option<i64>,
 }
 
 /// Online-migration knobs, shared by `serve` and `migrate`.
@@ -287,6 +340,9 @@ pub struct FileConfig {
     /// `[[mqtt]]` tables: name, url, username, password, topics, iata_filter.
     #[serde(default)]
     pub mqtt: Vec<SourceSpec>,
+    /// `[retention]`: packet_days, observer_days.
+    #[serde(default)]
+    pub retention: RetentionFile,
 }
 
 impl FileConfig {
@@ -313,6 +369,8 @@ pub struct ServeConfig {
     pub readers: u32,
     pub durability: Durability,
     pub engine: EngineConfig,
+    /// What the retention job deletes; off by default.
+    pub retention: RetentionConfig,
     /// Brokers to subscribe to; empty means no live MQTT ingest.
     pub mqtt: Vec<MqttSource>,
 }
@@ -325,6 +383,7 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let engine = args.migration.resolve(&file)?;
+        let retention = args.retention.resolve(&file.retention)?;
         let limits = Limits::resolve(&args, &file)?;
         let both = key(
             "the API key (MESHSCOPE_API_KEY / api_key_file)",
@@ -362,6 +421,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             mqtt,
             engine,
+            retention,
             durability: args.durability.or(file.durability).unwrap_or_default(),
             db: args
                 .db
@@ -646,6 +706,62 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.engine.duty, 0.25);
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_days_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("m.toml");
+        assert!(!ServeConfig::resolve(ServeArgs::default())
+            .unwrap()
+            .retention
+            .is_on());
+        std::fs::write(&cfg, "[retention]\npacket_days = 30\nobserver_days = 60\n").unwrap();
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.retention.packet_days, Some(30));
+        assert_eq!(c.retention.observer_days, Some(60));
+        // A flag wins over the file.
+        let c = ServeConfig::resolve(ServeArgs {
+            config: Some(cfg.clone()),
+            retention: RetentionArgs {
+                retention_packet_days: Some(7),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.retention.packet_days, Some(7));
+        for (text, want) in [
+            ("[retention]\npacket_days = 0\n", "[retention] packet_days"),
+            (
+                "[retention]\nobserver_days = -3\n",
+                "[retention] observer_days",
+            ),
+            ("[retention]\npacket_day = 3\n", "packet_day"),
+        ] {
+            std::fs::write(&cfg, text).unwrap();
+            let err = ServeConfig::resolve(ServeArgs {
+                config: Some(cfg.clone()),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let err = ServeConfig::resolve(ServeArgs {
+            retention: RetentionArgs {
+                retention_observer_days: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--retention-observer-days"), "{err}");
     }
 
     #[test]

@@ -67,6 +67,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Prune(args) => {
+            let engine = args
+                .migration
+                .resolve(&meshscope::config::FileConfig::default())?;
+            let opts = cmd::prune::PruneOptions {
+                packet_days: args.packet_days,
+                observer_days: args.observer_days,
+                dry_run: args.dry_run,
+                engine,
+            };
+            println!("{}", cmd::prune::prune(&args.db, &opts)?);
+            Ok(())
+        }
         Command::Bench(args) => {
             for scale in args.scale {
                 let (report, path) = cmd::bench::run(&cmd::bench::BenchOptions {

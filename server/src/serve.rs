@@ -82,6 +82,12 @@ pub fn build_with(
         live.clone(),
     )
     .context("cannot read or register online migrations")?;
+    if cfg.retention.is_on() {
+        engine.set_retention(migrate::Schedule::Every(
+            cfg.retention,
+            migrate::retention::EVERY,
+        ));
+    }
     engine.add_observer(Box::new(crate::metrics::observe_migration));
     engine.set_health(health);
     engine.announce();

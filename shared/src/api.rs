@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::migration::MigrationInfo;
+use crate::migration::{MigrationInfo, MigrationStatus};
 
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +180,37 @@ pub struct Perf {
     /// Migration chunks' writer hold times since boot; null before the first chunk.
     #[serde(default)]
     pub chunk_hold_ms: Option<ChunkHold>,
+    /// The retention job's last (or current) run; `null` when retention is
+    /// off or has not run since the server started.
+    #[serde(default)]
+    pub retention: Option<RetentionRun>,
+}
+
+/// Rows a retention run deleted, per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionDeleted {
+    pub observations: i64,
+    pub transmissions: i64,
+    pub observers: i64,
+}
+
+/// One run of the retention job (`/api/perf`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionRun {
+    /// `running` (or `paused` while held back), `done`, `failed` or `cancelled`.
+    pub status: MigrationStatus,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// Sightings strictly older than this went (RFC3339); `null`: packets are kept.
+    pub packet_cutoff: Option<String>,
+    /// Observers not heard since before this went; `null`: observers are kept.
+    pub observer_cutoff: Option<String>,
+    pub deleted: RetentionDeleted,
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

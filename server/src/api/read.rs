@@ -71,6 +71,7 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
             .stats_full_scans
             .load(std::sync::atomic::Ordering::Relaxed),
         chunk_hold_ms: state.status.live().chunk_holds(),
+        retention: state.status.live().retention(),
     });
     match error {
         Some(e) => {

@@ -9,6 +9,11 @@
 //! `naive` (the one-statement UPDATE as one writer command), `fixed-sleep`
 //! (5,000-row chunks with a 100 ms sleep), `meshscope` (the engine with its
 //! defaults) and `idle` (no backfill, as long as the slowest strategy).
+//! Retention runs the same way on the file with its migrations done and a
+//! cutoff with 10% of the sightings older: `retention-delete` (one DELETE
+//! of the old sightings and one of the packets they leave empty, in one
+//! writer transaction, counts not kept) against `retention` (the chunked
+//! job, counts kept); both must leave the same rows.
 //! Only requests sent while the backfill runs count; every strategy gets the
 //! same load and the same lead-in, and none gets a warm-up of its own.
 
@@ -24,7 +29,7 @@ use serde::Serialize;
 
 use super::seed::{self, SeedOptions};
 use meshscope::config::{ServeArgs, ServeConfig};
-use meshscope::migrate::{last_seen, EngineConfig};
+use meshscope::migrate::{last_seen, Cutoffs, EngineConfig, Schedule};
 use meshscope::serve;
 
 pub(crate) const READ_ENDPOINTS: [&str; 3] = ["/api/packets", "/api/stats", "/api/healthz"];
@@ -106,6 +111,9 @@ pub(crate) struct StrategyResult {
     pub(crate) name: String,
     pub(crate) backfill_wall_sec: Option<f64>,
     pub(crate) wall_ratio_to_naive: Option<f64>,
+    /// `retention`'s wall time over `retention-delete`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) wall_ratio_to_delete: Option<f64>,
     pub(crate) rows_updated: i64,
     pub(crate) correct: bool,
     pub(crate) orphans_touched: i64,
@@ -189,6 +197,8 @@ enum Kind {
     Naive,
     FixedSleep,
     Meshscope,
+    RetentionDelete,
+    Retention,
 }
 
 impl Kind {
@@ -198,7 +208,13 @@ impl Kind {
             Kind::Naive => "naive",
             Kind::FixedSleep => "fixed-sleep",
             Kind::Meshscope => "meshscope",
+            Kind::RetentionDelete => "retention-delete",
+            Kind::Retention => "retention",
         }
+    }
+
+    fn is_retention(self) -> bool {
+        matches!(self, Kind::RetentionDelete | Kind::Retention)
     }
 }
 
@@ -238,6 +254,80 @@ fn source_file(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     std::fs::write(&marker, b"ok")?;
     Ok(path)
 }
+
+/// The legacy file with every migration done (counts ready), cached: what
+/// the retention strategies start from.
+fn migrated_file(opts: &BenchOptions, src: &Path) -> anyhow::Result<PathBuf> {
+    let n = transmissions_for(opts);
+    let path = opts.cache.join(format!("migrated-{n}-v1.db"));
+    let marker = opts.cache.join(format!("migrated-{n}-v1.complete"));
+    if path.exists() && marker.exists() {
+        return Ok(path);
+    }
+    super::reads::remove_db(&path);
+    std::fs::copy(src, &path)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), path.display()))?;
+    eprintln!("bench: running the migrations on {} (once)", path.display());
+    super::migrate::migrate(&path, &[], EngineConfig::default())?;
+    std::fs::write(&marker, b"ok")?;
+    Ok(path)
+}
+
+/// What a retention run must leave of the rows present before it (by id),
+/// and the cutoff that makes 10% of the sightings older.
+struct RetentionPlan {
+    cutoff: i64,
+    obs_before: i64,
+    max_obs: i64,
+    max_tx: i64,
+    obs_kept: i64,
+    tx_kept: i64,
+}
+
+fn retention_plan(db: &Path) -> anyhow::Result<RetentionPlan> {
+    let n = count(db, "SELECT COUNT(*) FROM observations")?;
+    let cutoff = count(
+        db,
+        &format!(
+            "SELECT timestamp FROM observations ORDER BY timestamp LIMIT 1 OFFSET {}",
+            n / 10
+        ),
+    )?;
+    Ok(RetentionPlan {
+        cutoff,
+        obs_before: n,
+        max_obs: count(db, "SELECT COALESCE(MAX(id), 0) FROM observations")?,
+        max_tx: count(db, "SELECT COALESCE(MAX(id), 0) FROM transmissions")?,
+        obs_kept: count(
+            db,
+            &format!("SELECT COUNT(*) FROM observations WHERE timestamp >= {cutoff}"),
+        )?,
+        tx_kept: count(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM transmissions t WHERE
+                    EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id AND o.timestamp >= {cutoff})
+                 OR NOT EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id)"
+            ),
+        )?,
+    })
+}
+
+/// The baseline: both deletes as one writer command, one transaction.
+const DELETE_OLD: &str = "
+    CREATE TEMP TABLE IF NOT EXISTS bench_emptied (id INTEGER PRIMARY KEY);
+    DELETE FROM bench_emptied;
+    INSERT INTO bench_emptied SELECT DISTINCT transmission_id FROM observations WHERE timestamp < ?1;
+    DELETE FROM observations WHERE timestamp < ?1;
+    DELETE FROM transmissions WHERE id IN (SELECT id FROM bench_emptied)
+        AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = transmissions.id);";
+
+/// The maintained counts equal `COUNT(*)` (per packet and in total).
+const WRONG_COUNTS: &str = "SELECT
+    (SELECT COUNT(*) FROM transmissions t WHERE observation_count !=
+        (SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id))
+  + ((SELECT n FROM _meshscope_counters WHERE name = 'observations') != (SELECT COUNT(*) FROM observations))
+  + ((SELECT n FROM _meshscope_counters WHERE name = 'transmissions') != (SELECT COUNT(*) FROM transmissions))";
 
 fn copy_fresh(src: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
@@ -413,7 +503,14 @@ fn run_strategy(
     )?;
     let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = match kind {
         Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
+        // Registered and done: retention needs the counts ready.
+        Kind::Retention | Kind::RetentionDelete => meshscope::migrate::registry(),
         _ => vec![],
+    };
+    let plan = if kind.is_retention() {
+        Some(retention_plan(&db)?)
+    } else {
+        None
     };
     let server = start_server(&db, durability, engine_defaults(), migrations)?;
     let stop_wal = Arc::new(AtomicBool::new(false));
@@ -451,6 +548,41 @@ fn run_strategy(
                 }
             }
         }
+        Kind::RetentionDelete => {
+            let cutoff = plan.as_ref().map_or(0, |p| p.cutoff);
+            server.rt.block_on(writer.exec(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for stmt in DELETE_OLD.split(';').filter(|s| !s.trim().is_empty()) {
+                    if stmt.contains("?1") {
+                        tx.execute(stmt, [cutoff])?;
+                    } else {
+                        tx.execute_batch(stmt)?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            }))?;
+        }
+        Kind::Retention => {
+            let cutoffs = Cutoffs {
+                packets: plan.as_ref().map(|p| p.cutoff),
+                observers: None,
+            };
+            server.rt.block_on(server.parts.start_migrations())?;
+            server.rt.block_on(
+                writer.with_engine(move |_, e| e.set_retention(Schedule::Once(cutoffs))),
+            )?;
+            loop {
+                use shared::migration::MigrationStatus as S;
+                match server.parts.live.retention().map(|r| r.status) {
+                    Some(S::Done) => break,
+                    Some(s @ (S::Failed | S::Cancelled)) => {
+                        bail!("the retention run ended as {}", s.as_str())
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }
         Kind::Meshscope => {
             server.rt.block_on(server.parts.start_migrations())?;
             loop {
@@ -472,14 +604,16 @@ fn run_strategy(
     let window_end = Instant::now();
     let budget_ms = engine_defaults().budget.as_secs_f64() * 1000.0;
     let chunk_hold_ms = match kind {
-        Kind::Meshscope => server.parts.live.chunk_holds().map(|h| ChunkHoldSummary {
-            n: h.n,
-            p50_ms: h.p50_ms,
-            p99_ms: h.p99_ms,
-            max_ms: h.max_ms,
-            interrupted: h.interrupted,
-            budget_ms,
-        }),
+        Kind::Meshscope | Kind::Retention => {
+            server.parts.live.chunk_holds().map(|h| ChunkHoldSummary {
+                n: h.n,
+                p50_ms: h.p50_ms,
+                p99_ms: h.p99_ms,
+                max_ms: h.max_ms,
+                interrupted: h.interrupted,
+                budget_ms,
+            })
+        }
         Kind::FixedSleep => {
             let s = Summary::of(&fixed_holds);
             Some(ChunkHoldSummary {
@@ -491,7 +625,7 @@ fn run_strategy(
                 budget_ms,
             })
         }
-        Kind::Idle | Kind::Naive => None,
+        Kind::Idle | Kind::Naive | Kind::RetentionDelete => None,
     };
     std::thread::sleep(TAIL);
     stop.store(true, Ordering::Relaxed);
@@ -534,18 +668,48 @@ fn run_strategy(
         &db,
         &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
     )?;
-    let wrong = if kind == Kind::Idle {
-        0
-    } else {
-        count(&db, WRONG_LAST_SEEN)?
+    let (wrong, orphans_touched, rows) = match &plan {
+        Some(p) => {
+            let obs_left = count(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM observations WHERE id <= {}",
+                    p.max_obs
+                ),
+            )?;
+            let tx_left = count(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM transmissions WHERE id <= {}",
+                    p.max_tx
+                ),
+            )?;
+            let mut wrong = i64::from(obs_left != p.obs_kept) + i64::from(tx_left != p.tx_kept);
+            if kind == Kind::Retention {
+                wrong += count(&db, WRONG_COUNTS)?;
+            }
+            (wrong, 0, p.obs_before - obs_left)
+        }
+        None => {
+            let wrong = if kind == Kind::Idle {
+                0
+            } else {
+                count(&db, WRONG_LAST_SEEN)?
+            };
+            (
+                wrong,
+                count(&db, ORPHANS_TOUCHED)?,
+                filled_after - filled_before,
+            )
+        }
     };
-    let orphans_touched = count(&db, ORPHANS_TOUCHED)?;
     super::reads::remove_db(&db);
     Ok(StrategyResult {
         name: kind.name().to_string(),
         backfill_wall_sec: (kind != Kind::Idle).then_some(wall.as_secs_f64()),
         wall_ratio_to_naive: None,
-        rows_updated: filled_after - filled_before,
+        wall_ratio_to_delete: None,
+        rows_updated: rows,
         correct: wrong == 0 && orphans_touched == 0,
         orphans_touched,
         wal_peak_bytes: wal_peak,
@@ -865,6 +1029,18 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             &client_rt,
         )?);
     }
+    let migrated = migrated_file(opts, &src)?;
+    for kind in [Kind::RetentionDelete, Kind::Retention] {
+        eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
+        results.push(run_strategy(
+            opts.durability,
+            kind,
+            &migrated,
+            &work,
+            Duration::ZERO,
+            &client_rt,
+        )?);
+    }
     let slowest = results
         .iter()
         .filter_map(|r| r.backfill_wall_sec)
@@ -889,14 +1065,23 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         .iter()
         .find(|r| r.name == "naive")
         .and_then(|r| r.backfill_wall_sec);
+    let delete_wall = results
+        .iter()
+        .find(|r| r.name == Kind::RetentionDelete.name())
+        .and_then(|r| r.backfill_wall_sec);
     let idle_p99: BTreeMap<String, f64> = results[0]
         .readers
         .iter()
         .map(|(k, v)| (k.clone(), v.p99_ms))
         .collect();
     for r in &mut results {
+        let retention = r.name.starts_with("retention");
         r.wall_ratio_to_naive = match (r.backfill_wall_sec, naive_wall) {
-            (Some(w), Some(n)) if n > 0.0 => Some(round2(w / n)),
+            (Some(w), Some(n)) if n > 0.0 && !retention => Some(round2(w / n)),
+            _ => None,
+        };
+        r.wall_ratio_to_delete = match (r.backfill_wall_sec, delete_wall) {
+            (Some(w), Some(d)) if d > 0.0 && retention => Some(round2(w / d)),
             _ => None,
         };
         r.reader_p99_ratio_to_idle = r
@@ -1019,6 +1204,8 @@ fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
         RGBColor(200, 40, 40),
         RGBColor(230, 140, 20),
         RGBColor(20, 110, 200),
+        RGBColor(120, 60, 160),
+        RGBColor(30, 150, 90),
     ];
     for (i, s) in report.strategies.iter().enumerate() {
         let color = colors[i % colors.len()];
@@ -1060,7 +1247,7 @@ pub(crate) fn render(report: &Report) -> String {
         "{:<12} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
         "strategy",
         "wall s",
-        "x naive",
+        "x base",
         "rows",
         "ing p50",
         "ing p99",
@@ -1081,7 +1268,7 @@ pub(crate) fn render(report: &Report) -> String {
             "{:<12} {:>9} {:>7} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8}\n",
             s.name,
             s.backfill_wall_sec.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
-            s.wall_ratio_to_naive.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
+            s.wall_ratio_to_naive.or(s.wall_ratio_to_delete).map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
             s.rows_updated,
             s.ingest.p50_ms,
             s.ingest.p99_ms,
@@ -1094,6 +1281,10 @@ pub(crate) fn render(report: &Report) -> String {
             s.correct,
         ));
     }
+    out.push_str(
+        "(x base: wall time over naive for the backfills, over retention-delete for retention; \
+         rows: updated, or sightings deleted)\n",
+    );
     for s in &report.strategies {
         if let Some(h) = &s.chunk_hold_ms {
             out.push_str(&format!(

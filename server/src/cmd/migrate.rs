@@ -328,7 +328,7 @@ pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow:
 }
 
 /// Sets `stop` on Ctrl-C, from a small runtime on its own thread.
-fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+pub(crate) fn watch_ctrl_c(stop: Arc<AtomicBool>) {
     let spawned = std::thread::Builder::new()
         .name("ctrl-c".into())
         .spawn(move || {

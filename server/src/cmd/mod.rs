@@ -5,6 +5,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod migrate;
+pub(crate) mod prune;
 pub(crate) mod reads;
 pub(crate) mod seed;
 
@@ -34,6 +35,9 @@ pub(crate) enum Command {
     Migrations(MigrationsArgs),
     /// Run pending online migrations in the foreground, with progress bars.
     Migrate(MigrateArgs),
+    /// Delete old sightings, the packets left without any, and long-silent
+    /// observers (retention, once); --dry-run only reports what would go.
+    Prune(PruneArgs),
     /// Benchmark latency under backfill: naive vs fixed-sleep vs meshscope vs idle.
     Bench(BenchArgs),
 }
@@ -79,6 +83,25 @@ pub(crate) struct MigrateArgs {
     pub(crate) names: Vec<String>,
     /// Print each migration's rows and pre-flight estimate (timed sample
     /// chunks, rolled back) and write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) migration: MigrationArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Database file to prune; no server may hold it (except with --dry-run).
+    #[arg(long, env = "MESHSCOPE_DB")]
+    pub(crate) db: PathBuf,
+    /// Delete sightings older than this many days, and packets left without any.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) packet_days: Option<i64>,
+    /// Delete observers not heard for this many days (once none of their
+    /// sightings is kept).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) observer_days: Option<i64>,
+    /// Report what would be deleted, per table, and write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
     #[command(flatten)]

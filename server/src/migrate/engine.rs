@@ -27,6 +27,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use shared::migration::{Control, MigrationInfo, MigrationRecord, MigrationStatus, Owner};
 
 use super::live::LiveStatus;
+use super::retention::{self, Retention, Schedule};
 use super::sizer::BatchSizer;
 use super::store::{self, Row, StoreError};
 use super::{EngineConfig, Migration, MigrationError};
@@ -231,8 +232,34 @@ fn migration_sqlite(e: &MigrationError) -> Option<&rusqlite::Error> {
     }
 }
 
+/// Stops the chunk that started at `started` (through SQLite's progress
+/// handler) once it has held the writer [`SOFT_OVERRUN`] budgets while
+/// `waiting` says something waits, or [`HARD_OVERRUN`] budgets in any case;
+/// `None` leaves it to run to its end. Disarmed by [`disarm_interrupt`].
+pub(super) fn arm_interrupt(
+    conn: &Connection,
+    waiting: Option<Contention>,
+    budget: Duration,
+    started: Instant,
+) {
+    let Some(waiting) = waiting else { return };
+    let soft = budget.mul_f64(SOFT_OVERRUN);
+    let hard = budget.mul_f64(HARD_OVERRUN);
+    conn.progress_handler(
+        PROGRESS_OPS,
+        Some(move || {
+            let held = started.elapsed();
+            held > hard || (held > soft && waiting())
+        }),
+    );
+}
+
+pub(super) fn disarm_interrupt(conn: &Connection) {
+    conn.progress_handler(0, None::<fn() -> bool>);
+}
+
 /// The chunk was stopped by the progress handler (SQLITE_INTERRUPT).
-fn interrupted(e: &rusqlite::Error) -> bool {
+pub(super) fn interrupted(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
 }
 
@@ -278,14 +305,14 @@ pub fn preflight(
 }
 
 /// Lowers `synchronous` from FULL to NORMAL for one chunk; true if it did.
-fn relax_sync(conn: &Connection) -> bool {
+pub(super) fn relax_sync(conn: &Connection) -> bool {
     let full = conn
         .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
         .is_ok_and(|v| v >= 2);
     full && conn.pragma_update(None, "synchronous", "NORMAL").is_ok()
 }
 
-fn restore_sync(conn: &Connection) {
+pub(super) fn restore_sync(conn: &Connection) {
     if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
         tracing::error!(error = %e, "cannot restore synchronous=FULL after a chunk");
     }
@@ -309,6 +336,8 @@ pub struct Engine {
     enabled: bool,
     health: Option<DbHealth>,
     contention: Option<Contention>,
+    /// The retention job, when configured; runs when no migration is in progress.
+    retention: Option<Retention>,
 }
 
 impl Engine {
@@ -436,7 +465,52 @@ impl Engine {
             enabled: false,
             health: None,
             contention: None,
+            retention: None,
         })
+    }
+
+    /// Runs the retention job on `schedule` (see [`retention`]).
+    pub fn set_retention(&mut self, schedule: Schedule) {
+        self.retention = Some(Retention::new(
+            schedule,
+            &self.cfg,
+            self.readers.clone(),
+            self.live.clone(),
+        ));
+    }
+
+    /// Whether the retention job may run now: enabled, no migration
+    /// pending, running or paused, and the counts it keeps ready.
+    fn retention_may_run(&self) -> bool {
+        self.enabled
+            && self.retention.is_some()
+            && !self.slots.iter().any(|s| s.status().is_in_progress())
+            && self.coverage(super::counts::NAME) == Coverage::All
+    }
+
+    /// Runs one retention unit if one is due (one chunk at most).
+    fn run_retention(&mut self, conn: &mut Connection) {
+        if !self.retention_may_run() {
+            return;
+        }
+        // The same health throttle as migrations, before every chunk.
+        let throttle = match (&self.health, &self.retention) {
+            (Some(h), Some(r)) => h.strain(
+                &self.cfg.health,
+                r.record().throttle_reason.is_some(),
+                now_ms(),
+            ),
+            _ => None,
+        };
+        let contention = self.contention.clone();
+        let Some(r) = self.retention.as_mut() else {
+            return;
+        };
+        if let Some(p) = r.run_unit(conn, throttle, contention) {
+            if let Err(e) = self.notify(&p) {
+                tracing::error!(error = %e, "progress observer failed on retention");
+            }
+        }
     }
 
     pub fn add_observer(&mut self, o: Observer) {
@@ -490,6 +564,7 @@ impl Engine {
                 self.poll_plan(i);
                 self.slots[i].due(self.not_before, now)
             }
+            None if self.retention_may_run() => self.retention.as_ref().and_then(|r| r.due(now)),
             None => None,
         };
         match (work, flush) {
@@ -628,7 +703,9 @@ impl Engine {
                 return self.sample_round(conn, i);
             }
         }
-        let Some(i) = self.current(now) else { return };
+        let Some(i) = self.current(now) else {
+            return self.run_retention(conn);
+        };
         if self.slots[i]
             .due(self.not_before, now)
             .is_some_and(|d| d > now)
@@ -876,17 +953,12 @@ impl Engine {
         // and is retried smaller. A chunk already at the smallest size runs
         // to its end, so a slow disk cannot stall the migration.
         let interruptible = slot.sizer.batch() > self.cfg.min_batch;
-        if let Some(waiting) = self.contention.clone().filter(|_| interruptible) {
-            let soft = self.cfg.budget.mul_f64(SOFT_OVERRUN);
-            let hard = self.cfg.budget.mul_f64(HARD_OVERRUN);
-            conn.progress_handler(
-                PROGRESS_OPS,
-                Some(move || {
-                    let held = started.elapsed();
-                    held > hard || (held > soft && waiting())
-                }),
-            );
-        }
+        arm_interrupt(
+            conn,
+            self.contention.clone().filter(|_| interruptible),
+            self.cfg.budget,
+            started,
+        );
         let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<i64, MigrationError> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let rows = m.chunk(&tx, after, upto)?;
@@ -894,7 +966,7 @@ impl Engine {
             tx.commit()?;
             Ok(rows)
         }));
-        conn.progress_handler(0, None::<fn() -> bool>);
+        disarm_interrupt(conn);
         let took = started.elapsed();
         if relaxed {
             restore_sync(conn);
@@ -1118,6 +1190,14 @@ impl Engine {
         name: &str,
         op: Control,
     ) -> Result<MigrationInfo, ControlError> {
+        if let (retention::NAME, Some(r)) = (name, self.retention.as_mut()) {
+            let p = r.control(op)?;
+            let info = MigrationInfo::from_record(r.record(), now_ms(), Owner::Meshscope);
+            if let Err(e) = self.notify(&p) {
+                tracing::error!(error = %e, "progress observer failed on retention");
+            }
+            return Ok(info);
+        }
         let i = self
             .slots
             .iter()

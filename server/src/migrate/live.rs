@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use shared::api::ChunkHold;
+use shared::api::RetentionRun;
 use shared::migration::MigrationRecord;
 
-/// Records of the migrations this process runs; `version` bumps on every
-/// change so watchers can wake.
+/// Records of the migrations this process runs (and of its retention job,
+/// as `retention`); `version` bumps on every change so watchers can wake.
 #[derive(Clone)]
 pub struct LiveStatus {
     rows: Arc<Mutex<BTreeMap<String, MigrationRecord>>>,
+    /// The retention job's last (or current) run, for `/api/perf`.
+    retention: Arc<Mutex<Option<RetentionRun>>>,
     version: tokio::sync::watch::Sender<u64>,
     holds: Arc<Mutex<Holds>>,
 }
@@ -29,6 +32,7 @@ impl Default for LiveStatus {
     fn default() -> Self {
         LiveStatus {
             rows: Arc::default(),
+            retention: Arc::default(),
             version: tokio::sync::watch::Sender::new(0),
             holds: Arc::new(Mutex::new(Holds {
                 all: Histogram::new_with_bounds(1, 3_600_000_000, 3)
@@ -46,6 +50,18 @@ impl LiveStatus {
             .unwrap_or_else(|p| p.into_inner())
             .insert(rec.name.clone(), rec.clone());
         self.version.send_modify(|v| *v += 1);
+    }
+
+    pub(crate) fn set_retention(&self, run: RetentionRun) {
+        *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = Some(run);
+    }
+
+    /// The retention job's last run; `None` when it is off or has not run.
+    pub fn retention(&self) -> Option<RetentionRun> {
+        self.retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Changes so far.

@@ -25,6 +25,7 @@ mod engine;
 pub mod from_pubkey;
 pub mod last_seen;
 mod live;
+pub mod retention;
 mod sizer;
 pub mod store;
 
@@ -35,6 +36,7 @@ use rusqlite::Connection;
 pub use config::{EngineConfig, EngineConfigError};
 pub use engine::{preflight, Contention, ControlError, Coverage, Engine, Observer, Progress};
 pub use live::LiveStatus;
+pub use retention::{Cutoffs, RetentionConfig, Schedule};
 use store::StoreError;
 
 /// One named online migration. Implementations visit `transmissions` ids in

@@ -50,7 +50,18 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["idle", "naive", "fixed-sleep", "meshscope"]);
+    assert_eq!(
+        names,
+        [
+            "idle",
+            "naive",
+            "fixed-sleep",
+            "meshscope",
+            "retention-delete",
+            "retention"
+        ]
+    );
+    let observations = v["observations"].as_i64().unwrap();
     let eligible = v["transmissions"].as_i64().unwrap();
     for s in v["strategies"].as_array().unwrap() {
         let name = s["name"].as_str().unwrap();
@@ -72,7 +83,17 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
                 assert!(s["readers"][ep][k].is_number(), "{name}: readers.{ep}.{k}");
             }
         }
-        if name == "idle" {
+        if name.starts_with("retention") {
+            // 10% of the sightings are older than the cutoff.
+            let rows = s["rowsUpdated"].as_i64().unwrap();
+            assert!(
+                rows >= observations * 9 / 100 && rows <= observations * 11 / 100,
+                "{name}: {rows} of {observations}"
+            );
+            if name == "retention" {
+                assert!(s["wallRatioToDelete"].as_f64().unwrap() > 0.0, "{name}");
+            }
+        } else if name == "idle" {
             assert!(s["backfillWallSec"].is_null());
             assert_eq!(s["rowsUpdated"], 0);
         } else {

@@ -345,7 +345,7 @@ pub fn assert_corescope_still_works(c: &Connection) {
     .unwrap();
     tx.execute(
         "INSERT INTO observations (transmission_id, observer_idx, direction, snr, rssi, score, path_json, timestamp, raw_hex)
-         VALUES (1, 1, 'rx', 1, -90, 1000, '[\"00\"]', ?1, NULL)
+         VALUES ((SELECT MIN(id) FROM transmissions), 1, 'rx', 1, -90, 1000, '[\"00\"]', ?1, NULL)
          ON CONFLICT(transmission_id, observer_idx, COALESCE(path_json, '')) DO UPDATE SET
             snr = COALESCE(excluded.snr, snr)",
         [END],

@@ -64,6 +64,8 @@ pub struct Options {
     pub operator_key: Option<String>,
     pub query_timeout_ms: Option<u64>,
     pub readers: Option<u32>,
+    /// Retention settings (off by default, as served).
+    pub retention: Option<meshscope::migrate::RetentionConfig>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -95,6 +97,9 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     cfg.mqtt = opts.mqtt;
     if let Some(engine) = opts.engine {
         cfg.engine = engine;
+    }
+    if let Some(r) = opts.retention {
+        cfg.retention = r;
     }
     let parts = match opts.migrations {
         Some(m) => serve::build_with(&cfg, m)?,

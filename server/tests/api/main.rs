@@ -17,5 +17,6 @@ mod ingest;
 mod legacy;
 mod mqtt;
 mod read;
+mod retention;
 mod status;
 mod throttle;
