@@ -304,20 +304,6 @@ pub fn preflight(
     Ok(sizer.seconds_for(max_id - after) / cfg.duty)
 }
 
-/// Lowers `synchronous` from FULL to NORMAL for one chunk; true if it did.
-pub(super) fn relax_sync(conn: &Connection) -> bool {
-    let full = conn
-        .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
-        .is_ok_and(|v| v >= 2);
-    full && conn.pragma_update(None, "synchronous", "NORMAL").is_ok()
-}
-
-pub(super) fn restore_sync(conn: &Connection) {
-    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
-        tracing::error!(error = %e, "cannot restore synchronous=FULL after a chunk");
-    }
-}
-
 /// Back to `pending` for a run from scratch, registered again now.
 fn reset_for_retry(row: &mut Row) {
     let attempts = row.rec.attempts;
@@ -943,10 +929,11 @@ impl Engine {
         }
         let upto = after.saturating_add(slot.sizer.batch()).min(max_id);
         let m = slot.m.clone();
-        // A chunk lost to a power cut is simply redone (its cursor commits
-        // with it), so chunks skip `synchronous=FULL`'s sync per commit; the
-        // next acknowledged commit syncs the WAL, chunk frames included.
-        let relaxed = relax_sync(conn);
+        // A chunk commits with the file's durability, its sync inside its
+        // own hold: relaxed to NORMAL, the next ingest commit paid for
+        // syncing the chunk's frames, which put the chunk's cost into
+        // ingest's tail (scale 1: ingest p99 23.7 ms relaxed against 12.0 ms
+        // synced, for the same backfill wall time).
         let started = Instant::now();
         // Past its budget while something waits (or far past it whatever
         // waits), the chunk is stopped: it rolls back, its cursor untouched,
@@ -968,9 +955,6 @@ impl Engine {
         }));
         disarm_interrupt(conn);
         let took = started.elapsed();
-        if relaxed {
-            restore_sync(conn);
-        }
         let rows = match outcome {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) if migration_sqlite(&e).is_some_and(interrupted) => {

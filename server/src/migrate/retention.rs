@@ -63,8 +63,7 @@ use shared::timefmt::format_unix_secs;
 
 use super::counts::{self, counter};
 use super::engine::{
-    arm_interrupt, disarm_interrupt, interrupted, relax_sync, restore_sync, Contention,
-    ControlError, Progress,
+    arm_interrupt, disarm_interrupt, interrupted, Contention, ControlError, Progress,
 };
 use super::live::LiveStatus;
 use super::sizer::BatchSizer;
@@ -427,7 +426,6 @@ impl Retention {
         self.rec.throttle_reason = None;
         self.rec.throttled_until = None;
         let limit = self.sizer.batch();
-        let relaxed = relax_sync(conn);
         let started = Instant::now();
         // Stopped past its budget while the writer is wanted, like a
         // migration chunk (a chunk at the smallest size runs to its end).
@@ -452,9 +450,6 @@ impl Retention {
         }));
         disarm_interrupt(conn);
         let took = started.elapsed();
-        if relaxed {
-            restore_sync(conn);
-        }
         let d = match outcome {
             Ok(Ok(d)) => d,
             Ok(Err(e)) if interrupted(&e) => {
