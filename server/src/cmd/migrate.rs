@@ -302,7 +302,20 @@ pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow:
     drop(conn);
     drop(lock);
     let records = engine.records();
-    let failed: Vec<String> = records
+    let failed = not_done(&records);
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(format!(
+        "{} migration(s) done in {:.1} s",
+        records.len(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// "NAME is STATUS: error" for each record that is not done.
+pub(crate) fn not_done(records: &[MigrationRecord]) -> Vec<String> {
+    records
         .iter()
         .filter(|r| r.status != MigrationStatus::Done)
         .map(|r| {
@@ -316,15 +329,7 @@ pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow:
                     .unwrap_or_default()
             )
         })
-        .collect();
-    if !failed.is_empty() {
-        bail!("{}", failed.join("; "));
-    }
-    Ok(format!(
-        "{} migration(s) done in {:.1} s",
-        records.len(),
-        started.elapsed().as_secs_f64()
-    ))
+        .collect()
 }
 
 /// Sets `stop` on Ctrl-C, from a small runtime on its own thread.

@@ -148,19 +148,7 @@ fn run(db: &Path, cutoffs: Cutoffs, engine_cfg: EngineConfig) -> anyhow::Result<
     drop(conn);
     drop(lock);
     let Some(last) = live.retention() else {
-        let blocking: Vec<String> = engine
-            .records()
-            .into_iter()
-            .filter(|r| r.status != MigrationStatus::Done)
-            .map(|r| {
-                format!(
-                    "{} is {}{}",
-                    r.name,
-                    r.status.as_str(),
-                    r.error.map(|e| format!(": {e}")).unwrap_or_default()
-                )
-            })
-            .collect();
+        let blocking = super::migrate::not_done(&engine.records());
         bail!(
             "retention did not run: it needs every online migration done ({}); \
              see `meshscope migrations --db {}`",

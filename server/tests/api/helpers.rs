@@ -140,6 +140,12 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The body of `GET path` as text (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        r.text().await.expect("a text body")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_raw(path, body.to_string(), &[]).await
     }

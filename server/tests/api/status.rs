@@ -447,15 +447,7 @@ async fn metrics_expose_migrations_ingest_and_http() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.get("/api/stats").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics").await;
     for want in [
         "meshscope_migration_rows_processed{migration=\"metrics_probe_v1\"} 1000",
         "meshscope_migration_rows_total{migration=\"metrics_probe_v1\"} 1000",

@@ -153,15 +153,7 @@ async fn throttled(app: &TestApp, why: &str, secs: u64) -> Value {
         .unwrap();
     assert_eq!(row.0, "running", "stored in CoreScope's vocabulary");
     assert!(row.1.is_some_and(|r| r.contains(why)));
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     let line = format!("meshscope_migration_status{{migration=\"{LS}\",status=\"throttled\"}} 1");
     assert!(metrics.contains(&line), "no {line} in /metrics");
     m
