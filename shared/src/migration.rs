@@ -249,6 +249,21 @@ impl MigrationRecord {
         .collect()
     }
 
+    /// The status shown: a running row with a throttle reason is `Throttled`.
+    pub fn shown_status(&self) -> MigrationStatus {
+        match self.status {
+            MigrationStatus::Running
+                if self
+                    .throttle_reason
+                    .as_deref()
+                    .is_some_and(|r| !r.is_empty()) =>
+            {
+                MigrationStatus::Throttled
+            }
+            st => st,
+        }
+    }
+
     /// The text stored for this record's status.
     pub fn stored_status(&self) -> &str {
         match self.status.to_stored() {
@@ -346,7 +361,7 @@ impl MigrationInfo {
     /// the elapsed time / rate are reported as 0. A row in progress that
     /// meshscope does not own reads [`MigrationStatus::Unowned`].
     pub fn from_record(rec: &MigrationRecord, now_ms: i64, owner: Owner) -> MigrationInfo {
-        let mut status = rec.status;
+        let mut status = rec.shown_status();
         let problems: Vec<String> = rec
             .unreadable_times()
             .into_iter()
@@ -364,10 +379,7 @@ impl MigrationInfo {
         let throttle_reason = rec
             .throttle_reason
             .clone()
-            .filter(|r| status == MigrationStatus::Running && !r.is_empty());
-        if throttle_reason.is_some() {
-            status = MigrationStatus::Throttled;
-        }
+            .filter(|_| status == MigrationStatus::Throttled);
         if owner == Owner::Other && status.is_in_progress() {
             status = MigrationStatus::Unowned;
             error = Some(unowned_message(rec.stored_status()));

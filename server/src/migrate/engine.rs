@@ -596,7 +596,6 @@ impl Engine {
         if done >= SAMPLE_ROUNDS || ids == 0 {
             let est = sizer.seconds_for(ids) / cfg.duty;
             slot.row.rec.estimated_ms = Some((est * 1000.0).ceil() as i64);
-            slot.row.rec.rows_total = slot.row.rec.rows_total.max(0);
             tracing::info!(
                 migration = m.name(),
                 ids,
@@ -1143,12 +1142,7 @@ impl Engine {
         let s = &self.slots[i];
         Progress {
             name: s.name().to_string(),
-            status: match s.status() {
-                MigrationStatus::Running if s.row.rec.throttle_reason.is_some() => {
-                    MigrationStatus::Throttled
-                }
-                st => st,
-            },
+            status: s.row.rec.shown_status(),
             rows_processed: s.row.rec.rows_processed,
             rows_total: s.row.rec.rows_total,
             batch: s.sizer.batch(),

@@ -701,12 +701,7 @@ impl Retention {
     fn progress(&self, took: Option<Duration>) -> Progress {
         Progress {
             name: NAME.to_string(),
-            status: match self.rec.status {
-                MigrationStatus::Running if self.rec.throttle_reason.is_some() => {
-                    MigrationStatus::Throttled
-                }
-                st => st,
-            },
+            status: self.rec.shown_status(),
             rows_processed: self.rec.rows_processed,
             rows_total: self.rec.rows_total,
             batch: self.sizer.batch(),
