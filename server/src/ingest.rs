@@ -11,11 +11,12 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 use shared::api::IngestResponse;
+use shared::packet::PAYLOAD_ADVERT;
 use shared::timefmt::format_unix_secs;
 
 use crate::decoder;
 use crate::fields::{self, kind, Mode};
-use crate::migrate::{counts, Coverage};
+use crate::migrate::{counts, nodes, Upkeep};
 
 /// Most items one ingest request may carry.
 pub(crate) const MAX_ITEMS: usize = 1000;
@@ -284,14 +285,15 @@ pub(crate) fn upsert_observer(
 /// Applies one request's sightings inside the caller's transaction (the
 /// writer wraps each request in a savepoint, so a failure leaves nothing).
 /// The maintained counts (each transmission's `observation_count`, the
-/// totals) are kept for the rows `counts` covers; the others are
-/// `counts_backfill_v1`'s to compute.
+/// totals) and the nodes are kept for the rows `upkeep` covers; the others
+/// are `counts_backfill_v1`'s and `nodes_backfill_v1`'s to compute.
 pub fn apply(
     tx: &Connection,
     items: &[Sighting],
     now_secs: i64,
-    counts: Coverage,
+    upkeep: Upkeep,
 ) -> rusqlite::Result<IngestResponse> {
+    let counts = upkeep.counts;
     let now_text = format_unix_secs(now_secs);
     let mut out = IngestResponse {
         accepted: 0,
@@ -355,6 +357,18 @@ pub fn apply(
                 })?
             }
         };
+
+        if s.payload_type == i64::from(PAYLOAD_ADVERT) && upkeep.nodes.covers(tx_id) {
+            let first_seen = existing.is_none().then_some(now_text.as_str());
+            nodes::on_sighting(
+                tx,
+                &s.raw_hex,
+                s.from_pubkey.as_deref(),
+                tx_id,
+                first_seen,
+                &now_text,
+            )?;
+        }
 
         let dup: Option<i64> = tx
             .prepare_cached(

@@ -29,7 +29,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::db::{self, Fault};
 use crate::ingest::{self, Sighting};
-use crate::migrate::{counts, Coverage, Engine};
+use crate::migrate::{Engine, Upkeep};
 
 /// How many commands may wait in the queue before senders are slowed down.
 pub(crate) const QUEUE_CAPACITY: usize = 4096;
@@ -451,11 +451,11 @@ fn run(
                     });
                 }
                 Command::Exec(job) => {
-                    commit_group(&mut conn, &mut batch, engine.coverage(counts::NAME));
+                    commit_group(&mut conn, &mut batch, engine.upkeep());
                     guarded(&mut conn, "job", |c| job(c));
                 }
                 Command::Engine(job) => {
-                    commit_group(&mut conn, &mut batch, engine.coverage(counts::NAME));
+                    commit_group(&mut conn, &mut batch, engine.upkeep());
                     guarded(&mut conn, "engine job", |c| job(c, &mut engine));
                 }
                 Command::Shutdown => {
@@ -464,7 +464,7 @@ fn run(
                 }
             }
         }
-        commit_group(&mut conn, &mut batch, engine.coverage(counts::NAME));
+        commit_group(&mut conn, &mut batch, engine.upkeep());
         if stop {
             break;
         }
@@ -499,7 +499,7 @@ fn run(
             Command::Shutdown => {}
         }
     }
-    commit_group(&mut conn, &mut batch, engine.coverage(counts::NAME));
+    commit_group(&mut conn, &mut batch, engine.upkeep());
     guarded(&mut conn, "engine shutdown", |c| engine.shutdown(c));
     tracing::info!("writer stopped");
 }
@@ -537,12 +537,12 @@ fn rollback_leftover(conn: &Connection, what: &str) {
 /// savepoint, and answers each request. A request whose rows fail is rolled
 /// back alone; an error of the whole database (full disk, lock held
 /// elsewhere) or a failed commit fails every request of the group with it.
-fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>, counts: Coverage) {
+fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>, upkeep: Upkeep) {
     if batch.is_empty() {
         return;
     }
     let pending = std::mem::take(batch);
-    let outcome = catch_unwind(AssertUnwindSafe(|| apply_group(conn, &pending, counts)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| apply_group(conn, &pending, upkeep)));
     rollback_leftover(conn, "ingest group");
     let results: Vec<Result<IngestResponse, WriteError>> = match outcome {
         Ok(Ok(results)) => results,
@@ -570,13 +570,13 @@ fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>, counts: C
 fn apply_group(
     conn: &mut Connection,
     pending: &[PendingIngest],
-    counts: Coverage,
+    upkeep: Upkeep,
 ) -> Result<Vec<Result<IngestResponse, WriteError>>, WriteError> {
     let mut results = Vec::with_capacity(pending.len());
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for p in pending {
         let sp = tx.savepoint()?;
-        match ingest::apply(&sp, &p.items, p.now_secs, counts) {
+        match ingest::apply(&sp, &p.items, p.now_secs, upkeep) {
             Ok(r) => {
                 sp.commit()?;
                 results.push(Ok(r));

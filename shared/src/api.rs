@@ -91,6 +91,119 @@ pub struct ObserverRow {
     pub packet_count: i64,
 }
 
+/// One node of the network, as its ADVERTs describe it (`GET /api/nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRow {
+    /// 64 lowercase hex characters.
+    pub public_key: String,
+    pub name: Option<String>,
+    /// `companion`, `repeater`, `room` (a room server), `sensor`; `none` or
+    /// `type-N` for the types MeshCore reserves; `null` for an advert
+    /// without flags.
+    pub role: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// ADVERT transmissions from the node in this file.
+    pub advert_count: i64,
+}
+
+/// `GET /api/nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NodesPage {
+    pub nodes: Vec<NodeRow>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// An observer that heard a node's ADVERTs, with its best reception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NodeObserver {
+    pub observer_id: String,
+    pub observer_name: Option<String>,
+    pub iata: Option<String>,
+    pub best_snr: Option<f64>,
+    pub best_rssi: Option<f64>,
+    /// Sightings of the node's adverts by this observer.
+    pub sightings: i64,
+    pub last_heard: String,
+}
+
+/// `GET /api/nodes/{publicKey}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDetail {
+    pub node: NodeRow,
+    /// Its newest packets (its ADVERTs), newest first.
+    pub packets: Vec<PacketRow>,
+    /// Who heard its recent adverts, best SNR first.
+    pub observers: Vec<NodeObserver>,
+}
+
+/// A packet decoded (`GET /api/packets/{hash}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DecodedPacket {
+    pub hash: String,
+    /// The payload type's name (`ADVERT`, `GRP_TXT`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payload_type: i64,
+    /// The route type's name (`FLOOD`, `DIRECT`, …).
+    pub route: String,
+    pub route_type: i64,
+    pub payload_version: i64,
+    /// The two transport codes (hex), on transport routes only.
+    pub transport_codes: Option<Vec<String>>,
+    /// Bytes per hop in the header path.
+    pub hop_size: i64,
+    /// The header path's hops (uppercase hex), first hop first.
+    pub path: Vec<String>,
+    /// The payload's fields; which ones depends on the type.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Map<String, serde_json::Value>,
+    pub raw_hex: String,
+    pub first_seen: String,
+    pub last_seen: Option<String>,
+    pub observation_count: i64,
+}
+
+/// One sighting of a packet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PacketObservation {
+    pub observer_id: Option<String>,
+    pub observer_name: Option<String>,
+    pub iata: Option<String>,
+    pub timestamp: String,
+    pub snr: Option<f64>,
+    pub rssi: Option<f64>,
+    pub score: Option<i64>,
+    pub direction: Option<String>,
+    /// The hops this observer heard it over (uppercase hex).
+    pub path: Vec<String>,
+}
+
+/// `GET /api/packets/{hash}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PacketDetail {
+    pub packet: DecodedPacket,
+    /// Every sighting, oldest first.
+    pub observations: Vec<PacketObservation>,
+}
+
 /// Liveness of one live-ingest source (e.g. an MQTT broker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

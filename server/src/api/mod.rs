@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod migrations;
+mod nodes;
 pub mod perf;
 mod read;
 pub(crate) mod rendered;
@@ -227,6 +228,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read::packets))
         .routes(routes!(read::timestamps))
         .routes(routes!(read::observers))
+        .routes(routes!(nodes::list))
+        .routes(routes!(nodes::detail))
+        .routes(routes!(nodes::packet))
         .routes(routes!(write::ingest))
         .routes(routes!(openapi_json))
 }

@@ -213,11 +213,11 @@ async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
         .await
 }
 
-fn bad(param: &str, msg: &str) -> ApiError {
+pub(super) fn bad(param: &str, msg: &str) -> ApiError {
     ApiError::BadRequest(format!("{param}: {msg}"))
 }
 
-fn nonempty<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
+pub(super) fn nonempty<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
     q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
@@ -238,7 +238,7 @@ fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<String>, Ap
         .transpose()
 }
 
-fn int_param(
+pub(super) fn int_param(
     q: &HashMap<String, String>,
     k: &str,
     default: i64,
@@ -256,13 +256,13 @@ fn int_param(
 
 /// Opaque page cursors: a kind tag and the hex of the sort key of the last
 /// row sent. A client passes them back unchanged; anything else is a 400.
-mod cursor {
-    pub(super) fn encode(kind: &str, parts: &[&str]) -> String {
+pub(super) mod cursor {
+    pub(in crate::api) fn encode(kind: &str, parts: &[&str]) -> String {
         let hexed: Vec<String> = parts.iter().map(hex::encode).collect();
         format!("{kind}1.{}", hexed.join("."))
     }
 
-    pub(super) fn decode(kind: &str, s: &str, n: usize) -> Option<Vec<String>> {
+    pub(in crate::api) fn decode(kind: &str, s: &str, n: usize) -> Option<Vec<String>> {
         let rest = s.strip_prefix(kind)?.strip_prefix("1.")?;
         let parts: Vec<String> = rest
             .split('.')
@@ -273,7 +273,7 @@ mod cursor {
 }
 
 /// A `cursor` parameter of `kind` with `n` parts, or a 400 naming it.
-fn cursor_param(
+pub(super) fn cursor_param(
     q: &HashMap<String, String>,
     kind: &str,
     n: usize,

@@ -18,7 +18,7 @@ use shared::timefmt::format_unix_secs;
 
 use super::SeedArgs;
 use meshscope::db::{self, schema};
-use meshscope::decoder;
+use meshscope::decoder::{self, advert};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SeedOptions {
@@ -220,12 +220,28 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
         }
     }
     // A population of nodes that advertise repeatedly.
-    let nodes: Vec<([u8; 32], String, f64, f64)> = (0..500)
+    // Most are companions, some repeaters, a few room servers and sensors;
+    // one in seven does not advertise a location.
+    let nodes: Vec<SeedNode> = (0..500)
         .map(|i| {
             let key: [u8; 32] = rng.random();
             let lat = 47.0 + rng.random_range(-1.5..1.5);
             let lon = -122.3 + rng.random_range(-1.5..1.5);
-            (key, format!("node-{i:03}"), lat, lon)
+            let node_type = match i % 10 {
+                0..6 => 1,
+                6 | 7 => 2,
+                8 => 3,
+                _ => 4,
+            };
+            SeedNode {
+                key,
+                name: format!(
+                    "{}-{i:03}",
+                    ["node", "rptr", "room", "sensor"][node_type as usize - 1]
+                ),
+                node_type,
+                location: (i % 7 != 0).then_some((lat, lon)),
+            }
         })
         .collect();
 
@@ -321,13 +337,21 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
     })
 }
 
+/// A node of the seeded network.
+struct SeedNode {
+    key: [u8; 32],
+    name: String,
+    node_type: u8,
+    location: Option<(f64, f64)>,
+}
+
 /// One valid packet and, for ADVERTs, its decoded JSON. Payloads carry the
 /// packet's index so every packet (and so every hash) is distinct.
 fn random_packet(
     rng: &mut SmallRng,
     i: u64,
     t: i64,
-    nodes: &[([u8; 32], String, f64, f64)],
+    nodes: &[SeedNode],
 ) -> (Vec<u8>, Option<String>) {
     let roll = rng.random_range(0..100);
     let payload_type: u8 = match roll {
@@ -353,22 +377,17 @@ fn random_packet(
     let hops: Vec<&[u8]> = hop_bytes.iter().map(Vec::as_slice).collect();
     let mut decoded = None;
     let payload: Vec<u8> = if payload_type == PAYLOAD_ADVERT {
-        let (key, name, lat, lon) = &nodes[rng.random_range(0..nodes.len())];
-        let mut p = key.to_vec();
-        p.extend_from_slice(&(t as u32).to_le_bytes());
-        p.extend_from_slice(&(i as u32).to_le_bytes());
-        p.extend((0..60).map(|_| rng.random::<u8>())); // signature (64 bytes in all)
-        p.push(0x91); // flags: chat node, has location, has name
-        p.extend_from_slice(&((lat * 1e6) as i32).to_le_bytes());
-        p.extend_from_slice(&((lon * 1e6) as i32).to_le_bytes());
-        p.extend_from_slice(name.as_bytes());
+        let n = &nodes[rng.random_range(0..nodes.len())];
+        let mut p = advert::encode(&n.key, t as u32, n.node_type, n.location, Some(&n.name));
+        // The packet's index in the signature keeps every advert distinct.
+        p[36..40].copy_from_slice(&(i as u32).to_le_bytes());
         decoded = Some(
             serde_json::json!({
                 "type": "ADVERT",
-                "pubKey": hex::encode(key),
-                "name": name,
-                "lat": lat,
-                "lon": lon,
+                "pubKey": hex::encode(n.key),
+                "name": n.name,
+                "lat": n.location.map(|l| l.0),
+                "lon": n.location.map(|l| l.1),
                 "timestamp": t,
             })
             .to_string(),

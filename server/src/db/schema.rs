@@ -48,6 +48,11 @@ pub(crate) const STEPS: &[Step] = &[
         name: "_async_migrations: the health throttle's reason and the pre-flight estimate",
         apply: step5_throttle_estimate,
     },
+    Step {
+        version: 6,
+        name: "nodes: CoreScope's table (added when missing) with the advert ids that order updates",
+        apply: step6_nodes,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -404,6 +409,50 @@ fn step5_throttle_estimate(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// CoreScope's `nodes` table (`applySchema` in `cmd/ingestor/db.go`), made
+/// when a file lacks it, plus two columns of meshscope's own: the ids of
+/// the newest ADVERT transmission applied to the row and of the newest one
+/// that carried a location. Updates compare against them, so ingest and
+/// `nodes_backfill_v1` may apply adverts in any order and agree.
+fn step6_nodes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS nodes (
+            public_key TEXT PRIMARY KEY, name TEXT, role TEXT, lat REAL, lon REAL,
+            last_seen TEXT, first_seen TEXT, advert_count INTEGER DEFAULT 0,
+            battery_mv INTEGER, temperature_c REAL, foreign_advert INTEGER DEFAULT 0,
+            default_scope TEXT DEFAULT NULL);
+         CREATE INDEX IF NOT EXISTS idx_nodes_last_seen ON nodes(last_seen);",
+    )?;
+    add_missing_columns(
+        tx,
+        "nodes",
+        &[
+            ("name", "TEXT"),
+            ("role", "TEXT"),
+            ("lat", "REAL"),
+            ("lon", "REAL"),
+            ("last_seen", "TEXT"),
+            ("first_seen", "TEXT"),
+            ("advert_count", "INTEGER DEFAULT 0"),
+            ("advert_tx_id", "INTEGER"),
+            ("location_tx_id", "INTEGER"),
+        ],
+    )?;
+    // A node's packets are its ADVERTs' `from_pubkey` (CoreScope has the
+    // same index on current files). Like step 1, not built at boot on a
+    // large table.
+    const FROM_PUBKEY: &str =
+        "CREATE INDEX IF NOT EXISTS idx_transmissions_from_pubkey ON transmissions(from_pubkey)";
+    let rows = approx_rows(tx, "transmissions")?;
+    if rows < BOOT_INDEX_MAX_ROWS {
+        tx.execute_batch(FROM_PUBKEY)?;
+    } else if !has_index_on(tx, "transmissions", &["from_pubkey"])? {
+        tracing::warn!(rows, index = FROM_PUBKEY,
+            "index missing on a large table; not built at boot (a node's page reads slowly without it)");
+    }
+    Ok(())
+}
+
 /// The columns of `_async_migrations` after step 2.
 const ASYNC_COLUMNS: &[&str] = &[
     "name",
@@ -452,7 +501,7 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         // A file as step 2 left it, with a row whose started_at is NULL.
         c.execute_batch(
-            "CREATE TABLE transmissions (id INTEGER PRIMARY KEY);
+            "CREATE TABLE transmissions (id INTEGER PRIMARY KEY, from_pubkey TEXT);
              CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
                 started_at TEXT, ended_at TEXT, error TEXT,
                 rows_processed INTEGER NOT NULL DEFAULT 0, rows_total INTEGER NOT NULL DEFAULT 0,

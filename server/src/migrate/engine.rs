@@ -1237,10 +1237,18 @@ impl Engine {
         ))
     }
 
+    /// What the writer's live upkeep covers for each migration that
+    /// computes something: a row the migration will still visit is left to
+    /// it, so nothing is counted twice or missed.
+    pub fn upkeep(&self) -> super::Upkeep {
+        super::Upkeep {
+            counts: self.coverage(super::counts::NAME),
+            nodes: self.coverage(super::nodes::NAME),
+        }
+    }
+
     /// Which transmission ids the migration `name` has already processed (or
-    /// will never visit), for the writer's live upkeep of what it computes:
-    /// a row the migration will still visit is left to it, so nothing is
-    /// counted twice or missed.
+    /// will never visit).
     pub fn coverage(&self, name: &str) -> Coverage {
         let Some(slot) = self.slots.iter().find(|s| s.name() == name) else {
             return Coverage::Nothing;

@@ -25,6 +25,7 @@ mod engine;
 pub mod from_pubkey;
 pub mod last_seen;
 mod live;
+pub mod nodes;
 pub mod retention;
 mod sizer;
 pub mod store;
@@ -82,7 +83,26 @@ pub fn registry() -> Vec<Arc<dyn Migration>> {
         Arc::new(last_seen::TxLastSeenBackfill),
         Arc::new(from_pubkey::FromPubkeyBackfill::default()),
         Arc::new(counts::CountsBackfill),
+        Arc::new(nodes::NodesBackfill::default()),
     ]
+}
+
+/// Which transmission ids live ingest keeps up for each migration that
+/// computes something (see [`Engine::coverage`]): the rest is theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upkeep {
+    /// `transmissions.observation_count` and the totals (`counts_backfill_v1`).
+    pub counts: Coverage,
+    /// The `nodes` table (`nodes_backfill_v1`).
+    pub nodes: Coverage,
+}
+
+impl Upkeep {
+    /// Everything covered: a file whose migrations are all done.
+    pub const ALL: Upkeep = Upkeep {
+        counts: Coverage::All,
+        nodes: Coverage::All,
+    };
 }
 
 /// Whether `name` is a migration of this build (rows of other names belong

@@ -225,11 +225,24 @@ pub fn hash_of(raw_hex: &str) -> String {
     decoder::decode(&bytes).expect("decodes").hash()
 }
 
-/// An ADVERT payload for the 32-byte key `key`.
+/// An ADVERT payload for the 32-byte key `key`, as MeshCore sends them:
+/// named `n<key>`, one of the four roles by `key`, and located unless
+/// `key` is a multiple of 3 (the name is last, so appending bytes
+/// lengthens the name).
 pub fn advert_payload(key: u8) -> Vec<u8> {
-    let mut p = vec![key; 32];
-    p.extend_from_slice(b"\x01\x02\x03\x04advert-body");
-    p
+    let location = (key % 3 != 0).then(|| {
+        (
+            47.0 + f64::from(key) / 100.0,
+            -122.0 - f64::from(key) / 100.0,
+        )
+    });
+    meshscope::decoder::advert::encode(
+        &[key; 32],
+        1_700_000_000 + u32::from(key),
+        1 + key % 4,
+        location,
+        Some(&format!("n{key:02x}")),
+    )
 }
 
 /// The base URL a `meshscope serve` child prints on its first stdout line

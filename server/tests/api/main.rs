@@ -16,6 +16,7 @@ mod hostile;
 mod ingest;
 mod legacy;
 mod mqtt;
+mod nodes;
 mod read;
 mod retention;
 mod status;

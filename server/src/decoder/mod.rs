@@ -5,6 +5,9 @@
 //! types; a path byte (hop count in the low 6 bits, bytes per hop = top two
 //! bits + 1, where 4 is invalid) followed by the hop bytes; then the payload.
 
+pub mod advert;
+pub mod fields;
+
 use sha2::{Digest, Sha256};
 use shared::packet::{RouteType, PAYLOAD_ADVERT, PAYLOAD_TRACE};
 
