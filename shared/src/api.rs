@@ -168,9 +168,9 @@ pub struct DecodedPacket {
     pub hop_size: i64,
     /// The header path's hops (uppercase hex), first hop first.
     pub path: Vec<String>,
-    /// The payload's fields; which ones depends on the type.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: serde_json::Map<String, serde_json::Value>,
+    /// The payload's fields as text, in the decoder's order, for people
+    /// (the server's answer also has them typed, as the `payload` object).
+    pub fields: Vec<(String, String)>,
     pub raw_hex: String,
     pub first_seen: String,
     pub last_seen: Option<String>,

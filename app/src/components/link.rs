@@ -6,9 +6,11 @@ use leptos::prelude::*;
 use crate::router::use_router;
 
 #[component]
-pub(crate) fn NavLink(href: &'static str, children: Children) -> impl IntoView {
+pub(crate) fn NavLink(#[prop(into)] href: String, children: Children) -> impl IntoView {
     let router = use_router();
-    let current = move || (router.path() == href).then_some("page");
+    let here = href.clone();
+    let current = move || (router.path() == here).then_some("page");
+    let to = href.clone();
     view! {
         <a
             href=href
@@ -17,7 +19,7 @@ pub(crate) fn NavLink(href: &'static str, children: Children) -> impl IntoView {
                 // Let the browser handle new-tab / new-window clicks.
                 if ev.button() == 0 && !(ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key()) {
                     ev.prevent_default();
-                    router.navigate(href);
+                    router.navigate(&to);
                 }
             }
         >

@@ -6,6 +6,8 @@ use shared::fmt::thousands;
 use shared::packet::payload_label;
 use shared::timefmt::short_time;
 
+use crate::components::link::NavLink;
+
 #[component]
 pub(crate) fn PacketTable(rows: Vec<PacketRow>) -> impl IntoView {
     let rows = rows
@@ -19,7 +21,9 @@ pub(crate) fn PacketTable(rows: Vec<PacketRow>) -> impl IntoView {
             view! {
                 <tr>
                     <td data-label="Type">{kind}</td>
-                    <td data-label="Hash" class="mono">{p.hash}</td>
+                    <td data-label="Hash" class="mono">
+                        <NavLink href=format!("/packets/{}", p.hash)>{p.hash}</NavLink>
+                    </td>
                     <td data-label="Observations" class="num">{thousands(p.observation_count)}</td>
                     <td data-label="First seen">{short_time(&p.first_seen)}</td>
                     <td data-label="Last seen">{last}</td>

@@ -7,9 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use shared::api::{
-    DecodedPacket, ErrorBody, NodeDetail, NodeObserver, NodeRow, NodesPage, PacketDetail,
-    PacketObservation, PacketRow,
+    DecodedPacket, ErrorBody, NodeDetail, NodeObserver, NodeRow, NodesPage, PacketObservation,
+    PacketRow,
 };
 use shared::packet::{payload_type_name, RouteType};
 use shared::timefmt::format_unix_secs;
@@ -264,11 +266,47 @@ fn hops(path_json: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn decode_stored(row: PacketRow) -> Result<DecodedPacket, String> {
+/// `GET /api/packets/{hash}`'s packet: the shared fields and the payload's
+/// fields typed (numbers as numbers), keyed as CoreScope names them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PacketBody {
+    #[serde(flatten)]
+    packet: DecodedPacket,
+    /// Which fields depends on the payload type; `error` when the payload
+    /// is too short for its type.
+    #[schema(value_type = Object)]
+    payload: Map<String, Value>,
+}
+
+/// `GET /api/packets/{hash}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct PacketDetail {
+    packet: PacketBody,
+    /// Every sighting, oldest first.
+    observations: Vec<PacketObservation>,
+}
+
+/// A field's value as people read it (text unquoted, lists joined).
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn body(packet: DecodedPacket, payload: Map<String, Value>) -> PacketBody {
+    let mut packet = packet;
+    packet.fields = payload.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+    PacketBody { packet, payload }
+}
+
+fn decode_stored(row: PacketRow) -> Result<PacketBody, String> {
     let bytes = decoder::parse_hex(&row.raw_hex).map_err(|e| e.to_string())?;
     let p = decoder::decode(&bytes).map_err(|e| e.to_string())?;
     let path: Vec<String> = p.path.chunks(p.hop_size).map(hex::encode_upper).collect();
-    Ok(DecodedPacket {
+    let payload = fields::payload_fields(p.payload_type, p.payload, p.path);
+    let packet = DecodedPacket {
         hash: row.hash,
         kind: payload_type_name(p.payload_type),
         payload_type: i64::from(p.payload_type),
@@ -280,21 +318,22 @@ fn decode_stored(row: PacketRow) -> Result<DecodedPacket, String> {
             .map(|cs| cs.iter().map(|c| format!("{c:04X}")).collect()),
         hop_size: p.hop_size as i64,
         path,
-        payload: fields::payload_fields(p.payload_type, p.payload, p.path),
+        fields: Vec::new(),
         raw_hex: row.raw_hex.to_ascii_uppercase(),
         first_seen: row.first_seen,
         last_seen: row.last_seen,
         observation_count: row.observation_count,
-    })
+    };
+    Ok(body(packet, payload))
 }
 
 /// A stored packet that no longer decodes (written by another program, or
 /// by an older decoder) is still shown: its header and bytes, and why.
-fn undecodable(row: PacketRow, why: String) -> DecodedPacket {
+fn undecodable(row: PacketRow, why: String) -> PacketBody {
     let header = u8::from_str_radix(row.raw_hex.get(..2).unwrap_or("00"), 16).unwrap_or(0);
-    let mut payload = serde_json::Map::new();
+    let mut payload = Map::new();
     payload.insert("error".into(), why.into());
-    DecodedPacket {
+    let packet = DecodedPacket {
         hash: row.hash,
         kind: payload_type_name((header >> 2) & 0x0f),
         payload_type: i64::from((header >> 2) & 0x0f),
@@ -304,12 +343,13 @@ fn undecodable(row: PacketRow, why: String) -> DecodedPacket {
         transport_codes: None,
         hop_size: 0,
         path: Vec::new(),
-        payload,
+        fields: Vec::new(),
         raw_hex: row.raw_hex.to_ascii_uppercase(),
         first_seen: row.first_seen,
         last_seen: row.last_seen,
         observation_count: row.observation_count,
-    }
+    };
+    body(packet, payload)
 }
 
 fn read_packet(c: &Connection, hash: &str) -> Result<Option<PacketDetail>, ApiError> {
