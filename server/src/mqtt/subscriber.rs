@@ -471,7 +471,7 @@ async fn consume(
                     continue;
                 }
             };
-            let (parsed, cut) = parse_message(&p.topic, &p.payload, iata_filter.as_deref());
+            let (parsed, cut) = parse_message(&p.topic, &p.payload, iata_filter.as_deref(), now);
             for field in cut {
                 live.truncated(field);
             }

@@ -1232,5 +1232,74 @@ async fn a_huge_origin_is_capped_and_counted() {
     assert!(served.len() < 10_000, "{} bytes", served.len());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_timestamp_dates_the_observation_within_bounds() {
+    let broker = Broker::start();
+    let app = app_with_broker(&broker).await;
+    let now = meshscope::clock::now_secs();
+    let fmt = shared::timefmt::format_unix_secs;
+    let backlog = packet(5, &[], b"heard while offline");
+    let ahead = packet(5, &[], b"clock far ahead");
+    let old = packet(5, &[], b"clock reset");
+    let mut p = Publisher::connect(broker.port);
+    let t = topic("SEA", "ab01");
+    p.send(
+        &t,
+        json!({"raw": backlog, "timestamp": fmt(now - 3 * 3600)}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": ahead, "timestamp": fmt(now + 15 * 3600)}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": old, "timestamp": "2020-01-01T00:00:00Z"}).to_string(),
+    )
+    .await;
+    // Malformed: refused as bad_field, never stored at some other time.
+    let bad_text = packet(5, &[], b"bad text");
+    let bad_type = packet(5, &[], b"bad type");
+    p.send(
+        &t,
+        json!({"raw": bad_text, "timestamp": "yesterday"}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": bad_type, "timestamp": [2026]}).to_string(),
+    )
+    .await;
+    p.flush().await;
+    let l = eventually!("3 stored and 2 refused", 15, {
+        let l = liveness(&app).await;
+        (l["messages"] == 3 && l["rejected"] == 2).then_some(l)
+    });
+    let after = meshscope::clock::now_secs();
+    let c = app.liveness.counters("local").unwrap();
+    assert_eq!(c.rejected.get("bad_field"), Some(&2), "{l}");
+    let stored = |raw: &str| -> Option<(i64, i64)> {
+        app.sql()
+            .query_row(
+                "SELECT o.timestamp, t.last_seen FROM observations o
+                 JOIN transmissions t ON t.id = o.transmission_id WHERE t.hash = ?1",
+                [hash_of(raw)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    };
+    assert_eq!(stored(&backlog), Some((now - 3 * 3600, now - 3 * 3600)));
+    for raw in [&ahead, &old] {
+        let (obs, last) = stored(raw).unwrap();
+        assert!(
+            (now..=after).contains(&obs) && obs == last,
+            "ingest time expected, got {obs} ({now}..={after})"
+        );
+    }
+    assert_eq!(stored(&bad_text), None);
+    assert_eq!(stored(&bad_type), None);
+}
+
 /// TLS and WebSocket transports.
 mod tls;
