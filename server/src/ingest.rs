@@ -2,11 +2,17 @@
 //! applying them to the store on the writer connection.
 //!
 //! Rules: a new hash makes a transmission (`first_seen` = `last_seen` = the
-//! receive time); a known hash gains an observation and its `last_seen` is
-//! raised, never lowered; the same (transmission, observer, path) again is
+//! time it was heard); a known hash gains an observation and its `last_seen`
+//! is raised, never lowered; the same (transmission, observer, path) again is
 //! merged, not duplicated. Dedup is done by lookup (on the
 //! `observations(transmission_id)` index) so it also holds on CoreScope files
 //! that lack the unique dedup index.
+//!
+//! The time a sighting was heard is the observer's `timestamp` when the
+//! sighting carries one that [`crate::heard`] accepts, else the ingest time:
+//! it dates the observation, a new transmission's `first_seen`, and raises
+//! `last_seen`. An observer's own `last_seen` stays the ingest time (when
+//! meshscope last heard from it, which a late backlog upload also is).
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
@@ -38,6 +44,16 @@ pub struct Sighting {
     pub rssi: Option<f64>,
     pub score: Option<i64>,
     pub direction: Option<String>,
+    /// When the observer heard it (unix seconds), from its `timestamp` as
+    /// [`crate::heard::resolve`] accepted it; `None`: the ingest time.
+    pub heard_at: Option<i64>,
+}
+
+impl Sighting {
+    /// When it was heard: its own time, or `ingest_secs`.
+    pub fn heard_secs(&self, ingest_secs: i64) -> i64 {
+        self.heard_at.unwrap_or(ingest_secs)
+    }
 }
 
 /// Fields of a sighting before decoding, whatever transport carried them.
@@ -51,6 +67,8 @@ pub struct RawSighting {
     pub rssi: Option<f64>,
     pub score: Option<i64>,
     pub direction: Option<String>,
+    /// The observer's receive time as sent (see [`crate::heard`]).
+    pub timestamp: Option<String>,
 }
 
 /// Why a sighting was refused: the field and what is wrong with it.
@@ -97,8 +115,9 @@ pub(crate) fn normalize_iata(s: &str) -> Result<String, FieldError> {
 }
 
 impl RawSighting {
-    /// Checks and decodes one sighting.
-    pub fn validate(self) -> Result<Sighting, FieldError> {
+    /// Checks and decodes one sighting; `now` (unix seconds) judges its
+    /// `timestamp`.
+    pub fn validate(self, now: i64) -> Result<Sighting, FieldError> {
         validate_observer(&self.observer)?;
         let iata = self.iata.as_deref().map(normalize_iata).transpose()?;
         let bytes = decoder::parse_hex(&self.raw).map_err(|e| field_err("raw", e.to_string()))?;
@@ -113,6 +132,13 @@ impl RawSighting {
                 return Err(field_err("direction", "must be 1-16 characters"));
             }
         }
+        let heard_at = match &self.timestamp {
+            Some(t) => {
+                let ts = crate::heard::parse(t).map_err(|e| field_err("timestamp", e))?;
+                crate::heard::resolve(ts, now).at()
+            }
+            None => None,
+        };
         Ok(Sighting {
             observer: self.observer,
             observer_name: self.observer_name,
@@ -128,6 +154,7 @@ impl RawSighting {
             rssi: self.rssi,
             score: self.score,
             direction: self.direction,
+            heard_at,
         })
     }
 }
@@ -140,6 +167,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "rssi",
     "score",
     "direction",
+    "timestamp",
 ];
 
 fn parse_item(obj: &Map<String, Value>) -> Result<RawSighting, FieldError> {
@@ -170,6 +198,7 @@ fn parse_item(obj: &Map<String, Value>) -> Result<RawSighting, FieldError> {
         rssi: number("rssi")?,
         score,
         direction: text("direction")?,
+        timestamp: text("timestamp")?,
     })
 }
 
@@ -192,7 +221,8 @@ pub(crate) enum BodyError {
 
 /// Parses and validates an ingest body: one object or an array of up to
 /// [`MAX_ITEMS`]. The error names the item (0-based array index) and field.
-pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<Sighting>, BodyError> {
+/// `now` (unix seconds) judges the items' `timestamp`s.
+pub(crate) fn parse_body(body: &[u8], now: i64) -> Result<Vec<Sighting>, BodyError> {
     let value: Value = serde_json::from_slice(body).map_err(BodyError::NotJson)?;
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
@@ -214,7 +244,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<Sighting>, BodyError> {
                 kind: kind(v),
             })?;
             parse_item(obj)
-                .and_then(RawSighting::validate)
+                .and_then(|raw| raw.validate(now))
                 .map_err(|error| BodyError::Item { index, error })
         })
         .collect()
@@ -303,6 +333,7 @@ pub fn apply(
     // Totals to add, written once at the end of the request.
     let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
     for s in items {
+        let heard = s.heard_secs(now_secs);
         let observer_idx = upsert_observer(
             tx,
             &ObserverUpdate {
@@ -322,11 +353,11 @@ pub fn apply(
         let tx_id = match existing {
             Some(id) => {
                 // Raise last_seen, never lower it. On a not-yet-backfilled row
-                // (0) this observation is the newest, so `now` is also right.
+                // (0) this observation is the newest, so `heard` is also right.
                 tx.prepare_cached(
                     "UPDATE transmissions SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
                 )?
-                .execute(params![id, now_secs])?;
+                .execute(params![id, heard])?;
                 id
             }
             None => {
@@ -340,12 +371,12 @@ pub fn apply(
                     params![
                         s.raw_hex,
                         s.hash,
-                        now_text,
+                        format_unix_secs(heard),
                         s.route_type,
                         s.payload_type,
                         s.payload_version,
                         s.from_pubkey,
-                        now_secs
+                        heard
                     ],
                     |r| r.get::<_, i64>(0),
                 )
@@ -395,7 +426,7 @@ pub fn apply(
             s.rssi,
             s.score,
             s.path_json,
-            now_secs
+            heard
         ])?;
         tx.prepare_cached(
             "UPDATE observers SET packet_count = COALESCE(packet_count, 0) + 1 WHERE rowid = ?1",
@@ -421,6 +452,8 @@ pub fn apply(
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000;
+
     const ADVERT_HEX: &str = "1100\
         0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\
         aabbccdd";
@@ -428,13 +461,13 @@ mod tests {
     #[test]
     fn single_object_and_array_parse() {
         let one = format!(r#"{{"observer":"ab12","raw":"{ADVERT_HEX}","snr":7.5,"iata":"sea"}}"#);
-        let v = parse_body(one.as_bytes()).unwrap();
+        let v = parse_body(one.as_bytes(), NOW).unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].iata.as_deref(), Some("SEA"));
         assert_eq!(v[0].payload_type, 4);
         assert!(v[0].from_pubkey.as_deref().unwrap().starts_with("01020304"));
         let arr = format!(r#"[{one},{one}]"#);
-        assert_eq!(parse_body(arr.as_bytes()).unwrap().len(), 2);
+        assert_eq!(parse_body(arr.as_bytes(), NOW).unwrap().len(), 2);
     }
 
     #[test]
@@ -478,14 +511,14 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let err = parse_body(body.as_bytes()).unwrap_err().to_string();
+            let err = parse_body(body.as_bytes(), NOW).unwrap_err().to_string();
             assert!(err.contains(want), "{body}: got {err:?}, want {want:?}");
         }
         let many = format!(
             "[{}]",
             vec![r#"{"observer":"ab","raw":"0500"}"#; 1001].join(",")
         );
-        assert!(parse_body(many.as_bytes())
+        assert!(parse_body(many.as_bytes(), NOW)
             .unwrap_err()
             .to_string()
             .contains("at most 1000"));

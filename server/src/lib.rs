@@ -10,6 +10,7 @@ pub mod db;
 pub mod decoder;
 mod fields;
 pub mod health;
+pub mod heard;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

@@ -219,6 +219,11 @@ pub struct SourceLiveness {
     /// broker and are retried; absent when storing works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled: Option<String>,
+    /// Set while disconnected: why the last connection attempt failed or the
+    /// connection was lost (e.g. a TLS certificate the server does not
+    /// trust); absent once connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// `GET /api/healthz`.

@@ -678,6 +678,7 @@ mod tests {
                 messages: 10,
                 rejected: 0,
                 stalled: None,
+                last_error: None,
             },
         );
         h.ingest_liveness = Some(sources);

@@ -12,6 +12,8 @@
 //!   seconds of start;
 //! - not connected: "Not connected to <source>" — a different problem (the
 //!   broker is down or unreachable), so it never reads as "No packets";
+//!   followed by ": <why>" when the server knows why (`lastError`, e.g. a
+//!   TLS certificate it does not trust);
 //! - storing its messages fails (`stalled`): "Cannot store packets from
 //!   <source>: <error> — holding them at the broker and retrying", whatever
 //!   else holds: the messages are safe, but not stored yet.
@@ -40,7 +42,10 @@ fn line_for(name: &str, s: &SourceLiveness, now_unix: i64) -> Option<String> {
         ));
     }
     if !s.connected {
-        return Some(format!("Not connected to {name}"));
+        return Some(match &s.last_error {
+            Some(why) => format!("Not connected to {name}: {why}"),
+            None => format!("Not connected to {name}"),
+        });
     }
     match s.last_message_unix {
         None => Some(format!("No packets from {name} yet")),
@@ -66,6 +71,7 @@ mod tests {
                 messages: 1,
                 rejected: 0,
                 stalled: None,
+                last_error: None,
             },
         )])
     }
@@ -95,6 +101,16 @@ mod tests {
         let lines = banner_lines(&one(false, Some(NOW - 3600)), NOW);
         assert_eq!(lines, ["Not connected to broker"]);
         assert!(!lines[0].contains("No packets"));
+    }
+
+    #[test]
+    fn disconnected_source_says_why_when_known() {
+        let mut m = one(false, None);
+        m.get_mut("broker").unwrap().last_error = Some("TLS handshake failed".into());
+        assert_eq!(
+            banner_lines(&m, NOW),
+            ["Not connected to broker: TLS handshake failed"]
+        );
     }
 
     #[test]
@@ -134,6 +150,7 @@ mod tests {
                 messages: 0,
                 rejected: 0,
                 stalled: None,
+                last_error: None,
             },
         );
         assert_eq!(

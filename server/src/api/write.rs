@@ -65,11 +65,12 @@ pub(super) async fn ingest(
             ApiError::BadRequest(format!("cannot read request body: {e}"))
         }
     })?;
-    let items = ingest::parse_body(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let now = now_secs();
+    let items = ingest::parse_body(&body, now).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     drop(body);
     let response = state
         .writer
-        .try_ingest(items, now_secs(), INGEST_ADMISSION)
+        .try_ingest(items, now, INGEST_ADMISSION)
         .await?;
     Ok(Json(response))
 }
@@ -131,4 +132,11 @@ pub(super) struct IngestItem {
     rssi: Option<f64>,
     score: Option<i64>,
     direction: Option<String>,
+    /// When the observer heard the packet: RFC 3339 text
+    /// (`2026-05-16T10:00:00Z`; without a zone it is taken as UTC and must be
+    /// within 15 min of the server's clock). More than 14 h ahead or 30 days
+    /// back, or ahead at all, the ingest time is used instead; absent, the
+    /// ingest time. Not a time (or not a string): 400.
+    #[schema(example = "2026-05-16T10:00:00Z")]
+    timestamp: Option<String>,
 }

@@ -43,6 +43,9 @@ pub struct SourceCounters {
     pub truncated: BTreeMap<&'static str, u64>,
     /// While storing fails: the error (messages held at the broker, retried).
     pub stalled: Option<String>,
+    /// While disconnected: why the last connection attempt failed or the
+    /// connection was lost (cleared on connecting).
+    pub last_error: Option<String>,
 }
 
 impl SourceCounters {
@@ -100,6 +103,7 @@ impl Liveness {
                         messages: c.stored,
                         rejected: c.rejected_total(),
                         stalled: c.stalled.clone(),
+                        last_error: c.last_error.clone(),
                     },
                 )
             })
@@ -149,7 +153,9 @@ impl SourceHandle {
                 c.connects += 1;
             }
             c.connected = connected;
-            if !connected {
+            if connected {
+                c.last_error = None;
+            } else {
                 c.subscribed = false;
             }
         });
@@ -159,6 +165,12 @@ impl SourceHandle {
             metrics::counter!("meshscope_mqtt_connects_total", "source" => self.name.clone())
                 .increment(1);
         }
+    }
+
+    /// Disconnected because of `error` (a failed attempt or a lost link).
+    pub(crate) fn set_disconnected(&self, error: String) {
+        self.set_connected(false);
+        self.update(|c| c.last_error = Some(error));
     }
 
     pub(crate) fn set_subscribed(&self) {
@@ -262,6 +274,7 @@ mod tests {
                 messages: 1,
                 rejected: 3,
                 stalled: None,
+                last_error: None,
             }
         );
         assert!(!snap["b"].connected && snap["b"].last_receipt_unix.is_none());

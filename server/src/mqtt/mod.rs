@@ -10,12 +10,21 @@
 //!   reconnect with backoff) and the batching consumer.
 //! - [`liveness`]: per-source counters behind `ingest_liveness` in
 //!   `GET /api/healthz` and the `meshscope_mqtt_*` metrics.
+//! - [`tls`]: the rustls configuration of `mqtts://` and `wss://` sources.
+//!
+//! Transports: `mqtt://` (TCP, port 1883), `mqtts://` (TLS, 8883; `ssl://`
+//! and `tls://` are aliases), `ws://` (WebSocket, 80) and `wss://`
+//! (WebSocket over TLS, 443). A WebSocket URL may carry the HTTP path the
+//! broker serves MQTT on; without one the request goes to `/` (mosquitto
+//! ignores the path; EMQX and HiveMQ want `/mqtt`, which must then be
+//! written).
 
 pub mod liveness;
 pub mod payload;
 pub mod subscriber;
+pub mod tls;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -25,8 +34,44 @@ pub use subscriber::{start, Handle};
 /// Subscriptions used when a source names none.
 pub(crate) const DEFAULT_TOPICS: [&str; 2] = ["meshcore/+/+/packets", "meshcore/+/+/status"];
 
-/// Port used when a URL names none.
-pub(crate) const DEFAULT_PORT: u16 = 1883;
+/// How a source reaches its broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `mqtt://` (or `tcp://`).
+    Tcp,
+    /// `mqtts://` (or `ssl://`, `tls://`).
+    Tls,
+    /// `ws://`, with the HTTP path (and query) of the upgrade request.
+    Ws { path: String },
+    /// `wss://`, as `Ws`.
+    Wss { path: String },
+}
+
+impl Transport {
+    /// The scheme's port when a URL names none.
+    pub fn default_port(&self) -> u16 {
+        match self {
+            Transport::Tcp => 1883,
+            Transport::Tls => 8883,
+            Transport::Ws { .. } => 80,
+            Transport::Wss { .. } => 443,
+        }
+    }
+
+    pub fn uses_tls(&self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss { .. })
+    }
+
+    /// The canonical scheme, for logs and default names.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "mqtt",
+            Transport::Tls => "mqtts",
+            Transport::Ws { .. } => "ws",
+            Transport::Wss { .. } => "wss",
+        }
+    }
+}
 
 /// One broker to subscribe to, validated.
 #[derive(Clone, PartialEq)]
@@ -35,6 +80,9 @@ pub struct MqttSource {
     pub name: String,
     pub(crate) host: String,
     pub port: u16,
+    pub transport: Transport,
+    /// Set exactly when the transport uses TLS.
+    pub(crate) tls: Option<tls::TlsClient>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub topics: Vec<String>,
@@ -48,6 +96,8 @@ impl std::fmt::Debug for MqttSource {
             .field("name", &self.name)
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("transport", &self.transport)
+            .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| ".."))
             .field("topics", &self.topics)
@@ -66,6 +116,13 @@ pub struct SourceSpec {
     pub password: Option<String>,
     pub topics: Option<Vec<String>>,
     pub iata_filter: Option<Vec<String>>,
+    /// PEM bundle trusted in addition to the system roots (TLS only).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any broker certificate (TLS only); logged as a warning.
+    pub insecure_skip_verify: Option<bool>,
+    /// PEM certificate chain and key for mutual TLS: both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SourceSpec {
@@ -78,6 +135,10 @@ impl std::fmt::Debug for SourceSpec {
             .field("password", &self.password.as_ref().map(|_| ".."))
             .field("topics", &self.topics)
             .field("iata_filter", &self.iata_filter)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -103,22 +164,28 @@ pub enum SourceError {
     },
     #[error("iata_filter {code:?}: {message}")]
     Region { code: String, message: String },
+    #[error(
+        "{0} only applies to a TLS broker URL (mqtts:// or wss://); remove it or change the URL"
+    )]
+    TlsWithoutTls(&'static str),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What is wrong with a broker URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlProblem {
-    #[error("not a broker URL; expected mqtt://HOST[:PORT]")]
+    #[error("not a broker URL; expected SCHEME://HOST[:PORT] with mqtt, mqtts, ws or wss")]
     NotAUrl,
-    #[error(
-        "{0}:// (TLS or WebSocket) is not supported; use mqtt://HOST:PORT, through a \
-         TLS-terminating proxy if the broker needs TLS"
-    )]
-    Unsupported(String),
-    #[error("unknown scheme {0:?}; expected mqtt://HOST[:PORT]")]
+    #[error("unknown scheme {0:?}; expected mqtt://, mqtts://, ws:// or wss://")]
     UnknownScheme(String),
-    #[error("a broker URL has no path or query; topics go in the config file's `topics`")]
+    #[error(
+        "an mqtt:// or mqtts:// URL has no path or query (topics go in the config file's \
+         `topics`; only ws:// and wss:// URLs take a path)"
+    )]
     HasPath,
+    #[error("a URL fragment ('#') is not allowed")]
+    HasFragment,
     #[error("empty user name before '@'")]
     EmptyUser,
     #[error("unclosed '[' in the host")]
@@ -154,6 +221,26 @@ impl MqttSource {
             }
             None => format!("{}:{}", url.host, url.port),
         };
+        let settings = tls::TlsSettings {
+            ca_file: spec.ca_file,
+            insecure_skip_verify: spec.insecure_skip_verify.unwrap_or(false),
+            client_cert: spec.client_cert,
+            client_key: spec.client_key,
+        };
+        let tls = if url.transport.uses_tls() {
+            Some(tls::TlsClient::new(settings)?)
+        } else {
+            if settings.ca_file.is_some() {
+                return Err(SourceError::TlsWithoutTls("ca_file"));
+            }
+            if settings.insecure_skip_verify {
+                return Err(SourceError::TlsWithoutTls("insecure_skip_verify"));
+            }
+            if settings.is_set() {
+                return Err(SourceError::TlsWithoutTls("client_cert/client_key"));
+            }
+            None
+        };
         let username = spec.username.or(url.username);
         let password = spec.password.or(url.password);
         if password.is_some() && username.is_none() {
@@ -188,6 +275,8 @@ impl MqttSource {
             name,
             host: url.host,
             port: url.port,
+            transport: url.transport,
+            tls,
             username,
             password,
             topics,
@@ -224,6 +313,7 @@ impl MqttSource {
 
 #[derive(Debug, PartialEq)]
 struct BrokerUrl {
+    transport: Transport,
     host: String,
     port: u16,
     username: Option<String>,
@@ -246,7 +336,9 @@ fn redacted(url: &str) -> String {
     }
 }
 
-/// `mqtt://[user[:password]@]host[:port][/]` (or `tcp://`).
+/// `SCHEME://[user[:password]@]host[:port][/]`, where SCHEME is `mqtt` (or
+/// `tcp`) or `mqtts` (or `ssl`, `tls`); `ws` and `wss` also take a path and
+/// query (`/` when absent).
 fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
     let raw = raw.trim();
     // Errors quote the URL, never with its password.
@@ -257,17 +349,36 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
     let Some((scheme, rest)) = raw.split_once("://") else {
         return Err(fail(UrlProblem::NotAUrl));
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "mqtt" | "tcp" => {}
-        "mqtts" | "ssl" | "tls" | "ws" | "wss" => {
-            return Err(fail(UrlProblem::Unsupported(scheme.to_string())))
-        }
-        other => return Err(fail(UrlProblem::UnknownScheme(other.to_string()))),
+    let scheme = scheme.to_ascii_lowercase();
+    let web = matches!(scheme.as_str(), "ws" | "wss");
+    if !matches!(
+        scheme.as_str(),
+        "mqtt" | "tcp" | "mqtts" | "ssl" | "tls" | "ws" | "wss"
+    ) {
+        return Err(fail(UrlProblem::UnknownScheme(scheme)));
     }
-    let authority = match rest.split_once(['/', '?', '#']) {
-        Some((a, "")) if rest.ends_with('/') => a,
-        Some(_) => return Err(fail(UrlProblem::HasPath)),
-        None => rest,
+    // The authority ends at the first '/', '?' or '#'; what follows is the
+    // WebSocket path (and query), which only ws:// and wss:// have.
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if !web && !path.is_empty() && path != "/" {
+        return Err(fail(UrlProblem::HasPath));
+    }
+    if path.contains('#') {
+        return Err(fail(UrlProblem::HasFragment));
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    let transport = match scheme.as_str() {
+        "mqtts" | "ssl" | "tls" => Transport::Tls,
+        "ws" => Transport::Ws { path },
+        "wss" => Transport::Wss { path },
+        _ => Transport::Tcp,
     };
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -305,7 +416,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
         return Err(fail(UrlProblem::NoHost));
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => transport.default_port(),
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -313,6 +424,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
             .ok_or_else(|| fail(UrlProblem::BadPort(p.to_string())))?,
     };
     Ok(BrokerUrl {
+        transport,
         host: host.to_string(),
         port,
         username,
@@ -380,7 +492,9 @@ mod tests {
         for (url, want) in [
             ("broker:1883", "not a broker URL"),
             ("http://b", "unknown scheme"),
-            ("mqtts://b", "not supported"),
+            ("quic://b", "unknown scheme"),
+            ("mqtts://b/mqtt", "no path"),
+            ("wss://b/mqtt#frag", "fragment"),
             ("mqtt://", "missing host"),
             ("mqtt://:1883", "missing host"),
             ("mqtt://b:0", "port"),
@@ -393,6 +507,107 @@ mod tests {
             let err = MqttSource::from_url(url).unwrap_err().to_string();
             assert!(err.contains(want), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn each_scheme_has_its_default_port_and_path() {
+        let ws = |path: &str| Transport::Ws { path: path.into() };
+        let wss = |path: &str| Transport::Wss { path: path.into() };
+        for (url, transport, port) in [
+            ("mqtt://b", Transport::Tcp, 1883),
+            ("tcp://b/", Transport::Tcp, 1883),
+            ("mqtts://b", Transport::Tls, 8883),
+            ("MQTTS://b:1", Transport::Tls, 1),
+            ("ssl://b", Transport::Tls, 8883),
+            ("tls://b", Transport::Tls, 8883),
+            ("ws://b", ws("/"), 80),
+            ("ws://b:9001/", ws("/"), 9001),
+            ("ws://b?token=x", ws("/?token=x"), 80),
+            ("wss://b/mqtt", wss("/mqtt"), 443),
+            ("wss://u:p@[::1]:8443/a/b?c=d", wss("/a/b?c=d"), 8443),
+        ] {
+            let u = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((u.transport, u.port), (transport, port), "{url}");
+        }
+        let u = parse_url("wss://user:hunter2@broker.example/mqtt").unwrap();
+        assert_eq!(u.host, "broker.example");
+        assert_eq!(
+            (u.username.as_deref(), u.password.as_deref()),
+            (Some("user"), Some("hunter2"))
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_for_every_scheme() {
+        for scheme in ["mqtt", "mqtts", "ssl", "ws", "wss", "bogus"] {
+            // A bad port makes each of these an error that quotes the URL.
+            let err = MqttSource::from_url(&format!("{scheme}://user:hunter2@b:x/p"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("user:***@") && !err.contains("hunter2"),
+                "{scheme}: {err}"
+            );
+        }
+        let s = MqttSource::from_url("wss://user:hunter2@b/mqtt").unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_settings_need_a_tls_url_and_readable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |url: &str, f: fn(&mut SourceSpec, &Path)| {
+            let mut s = SourceSpec {
+                url: url.into(),
+                ..Default::default()
+            };
+            f(&mut s, dir.path());
+            MqttSource::from_spec(s)
+        };
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+        for (url, f, want) in [
+            (
+                "mqtt://b",
+                (|s: &mut SourceSpec, _: &Path| s.ca_file = Some("x.pem".into()))
+                    as fn(&mut SourceSpec, &Path),
+                "ca_file only applies to a TLS broker URL",
+            ),
+            (
+                "ws://b",
+                |s, _| s.insecure_skip_verify = Some(true),
+                "insecure_skip_verify only applies",
+            ),
+            (
+                "mqtts://b",
+                |s, d| s.ca_file = Some(d.join("missing.pem")),
+                "missing.pem\": cannot read it",
+            ),
+            (
+                "wss://b",
+                |s, d| s.ca_file = Some(d.join("junk.pem")),
+                "junk.pem\": holds no certificate",
+            ),
+            (
+                "mqtts://b",
+                |s, d| s.client_cert = Some(d.join("junk.pem")),
+                "give both for mutual TLS",
+            ),
+            (
+                "mqtts://b",
+                |s, d| {
+                    s.insecure_skip_verify = Some(true);
+                    s.client_cert = Some(d.join("missing.pem"));
+                    s.client_key = Some(d.join("junk.pem"));
+                },
+                "client_cert",
+            ),
+        ] {
+            let err = spec(url, f).unwrap_err().to_string();
+            assert!(err.contains(want), "{url}: {err}");
+        }
+        let ok = spec("mqtts://b", |s, _| s.insecure_skip_verify = Some(true)).unwrap();
+        assert!(ok.tls.is_some_and(|t| t.settings.insecure_skip_verify));
+        assert!(spec("mqtt://b", |_, _| {}).unwrap().tls.is_none());
     }
 
     #[test]

@@ -172,13 +172,14 @@ pub(crate) fn parse_message(
     topic: &str,
     payload: &[u8],
     iata_filter: Option<&[String]>,
+    now: i64,
 ) -> (Parsed, Vec<&'static str>) {
-    let mut parsed = parse_uncapped(topic, payload, iata_filter);
+    let mut parsed = parse_uncapped(topic, payload, iata_filter, now);
     let cut = cap_text_fields(&mut parsed);
     (parsed, cut)
 }
 
-fn parse_uncapped(topic: &str, payload: &[u8], iata_filter: Option<&[String]>) -> Parsed {
+fn parse_uncapped(topic: &str, payload: &[u8], iata_filter: Option<&[String]>, now: i64) -> Parsed {
     let mut levels = topic.rsplit('/');
     let (Some(kind), Some(observer), Some(topic_iata)) =
         (levels.next(), levels.next(), levels.next())
@@ -190,7 +191,7 @@ fn parse_uncapped(topic: &str, payload: &[u8], iata_filter: Option<&[String]>) -
         "status" => false,
         _ => return Parsed::Ignored(Ignore::OtherTopic),
     };
-    match parse_known(is_packet, topic_iata, observer, payload, iata_filter) {
+    match parse_known(is_packet, topic_iata, observer, payload, iata_filter, now) {
         Ok(p) => p,
         Err(r) => Parsed::Rejected(r),
     }
@@ -202,6 +203,7 @@ fn parse_known(
     observer: &str,
     payload: &[u8],
     iata_filter: Option<&[String]>,
+    now: i64,
 ) -> Result<Parsed, Rejection> {
     let obj = match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(obj)) => obj,
@@ -228,7 +230,7 @@ fn parse_known(
     }
     let name = text(&obj, &["origin"])?;
     if is_packet {
-        packet(&obj, observer, iata, name).map(|s| Parsed::Packet(Box::new(s)))
+        packet(&obj, observer, iata, name, now).map(|s| Parsed::Packet(Box::new(s)))
     } else {
         status(&obj, observer, iata, name).map(Parsed::Status)
     }
@@ -239,6 +241,7 @@ fn packet(
     observer: &str,
     iata: String,
     name: Option<String>,
+    now: i64,
 ) -> Result<Sighting, Rejection> {
     let raw = text(obj, &["raw"])?.ok_or_else(|| reject(Reject::NoRaw, "no \"raw\" field"))?;
     // Told apart here so "not hex" and "not a packet" are separate counters;
@@ -256,8 +259,10 @@ fn packet(
         rssi: number(obj, &["RSSI", "rssi"])?,
         score,
         direction: text(obj, &["direction", "Direction"])?,
+        // The observer's receive time (CoreScope's envelope `timestamp`).
+        timestamp: text(obj, &["timestamp"])?,
     }
-    .validate()
+    .validate(now)
     .map_err(|e: FieldError| {
         let reason = match e.field {
             "raw" => Reject::Undecodable,
@@ -331,10 +336,12 @@ fn integer(obj: &Map<String, Value>, keys: &[&'static str]) -> Result<Option<i64
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000;
+
     const RAW: &str = "1500aabbccdd"; // GRP_TXT-ish FLOOD packet with no path
 
     fn parse(topic: &str, payload: &str) -> Parsed {
-        parse_message(topic, payload.as_bytes(), None).0
+        parse_message(topic, payload.as_bytes(), None, NOW).0
     }
 
     fn sighting(p: Parsed) -> Sighting {
@@ -415,6 +422,23 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_gives_the_heard_time_or_refuses_the_message() {
+        let t = "meshcore/SEA/ab12/packets";
+        let with = |ts: &str| parse(t, &format!(r#"{{"raw":"{RAW}","timestamp":{ts}}}"#));
+        let two_hours_ago = shared::timefmt::format_unix_secs(NOW - 7200);
+        assert_eq!(
+            sighting(with(&format!("{two_hours_ago:?}"))).heard_at,
+            Some(NOW - 7200)
+        );
+        assert_eq!(sighting(with(r#""2020-01-01T00:00:00Z""#)).heard_at, None);
+        assert_eq!(sighting(with(r#""""#)).heard_at, None);
+        assert_eq!(sighting(with("null")).heard_at, None);
+        for bad in [r#""yesterday""#, "1747389600", "[1]", "true"] {
+            assert_eq!(reason(with(bad)), Reject::BadField, "{bad}");
+        }
+    }
+
+    #[test]
     fn other_topics_and_filtered_regions_are_ignored() {
         let ok = format!(r#"{{"raw":"{RAW}"}}"#);
         assert_eq!(
@@ -424,11 +448,23 @@ mod tests {
         assert_eq!(parse("packets", &ok), Parsed::Ignored(Ignore::OtherTopic));
         let only_pdx = vec!["PDX".to_string()];
         assert_eq!(
-            parse_message("meshcore/SEA/ab12/packets", ok.as_bytes(), Some(&only_pdx)).0,
+            parse_message(
+                "meshcore/SEA/ab12/packets",
+                ok.as_bytes(),
+                Some(&only_pdx),
+                NOW
+            )
+            .0,
             Parsed::Ignored(Ignore::Filtered)
         );
         assert!(matches!(
-            parse_message("meshcore/pdx/ab12/packets", ok.as_bytes(), Some(&only_pdx)).0,
+            parse_message(
+                "meshcore/pdx/ab12/packets",
+                ok.as_bytes(),
+                Some(&only_pdx),
+                NOW
+            )
+            .0,
             Parsed::Packet(_)
         ));
     }
@@ -482,7 +518,7 @@ mod tests {
             r#"{{"origin":"{origin}","model":"m","firmware":"{}"}}"#,
             "f".repeat(500)
         );
-        let (p, cut) = parse_message("meshcore/SEA/ab12/status", body.as_bytes(), None);
+        let (p, cut) = parse_message("meshcore/SEA/ab12/status", body.as_bytes(), None, NOW);
         let Parsed::Status(u) = p else {
             panic!("{p:?}")
         };
@@ -494,7 +530,12 @@ mod tests {
         assert_eq!(u.firmware.map(|f| f.len()), Some(MAX_TEXT_CHARS));
         assert_eq!(u.model.as_deref(), Some("m"));
         assert_eq!(cut, ["origin", "firmware"]);
-        let (_, none) = parse_message("meshcore/SEA/ab12/status", br#"{"origin":"short"}"#, None);
+        let (_, none) = parse_message(
+            "meshcore/SEA/ab12/status",
+            br#"{"origin":"short"}"#,
+            None,
+            NOW,
+        );
         assert!(none.is_empty());
     }
 }

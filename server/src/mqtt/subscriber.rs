@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 
 use super::liveness::{Liveness, SourceHandle};
 use super::payload::{parse_message, Parsed, Reject, StatusUpdate, MAX_MESSAGE_BYTES};
-use super::MqttSource;
+use super::{MqttSource, Transport};
 use crate::clock::now_secs;
 use crate::ingest::Sighting;
 use crate::ratelimit::warn_limited;
@@ -156,8 +156,21 @@ pub fn start(
         .iter()
         .map(|src| {
             let client_id = src.client_id(db);
-            tracing::info!(source = %src.name, broker = %format!("{}:{}", src.host, src.port),
+            tracing::info!(source = %src.name, broker = %broker_label(src),
                 client_id = %client_id, topics = ?src.topics, "starting MQTT ingest");
+            if let Some(tls) = &src.tls {
+                if tls.settings.insecure_skip_verify {
+                    tracing::warn!(source = %src.name, broker = %broker_label(src),
+                        "insecure_skip_verify is on: the broker's TLS certificate is NOT \
+                         checked, so anyone on the network path can impersonate the broker \
+                         and feed this source; use ca_file instead");
+                }
+                if let Some(w) = &tls.system_roots_warning {
+                    tracing::warn!(source = %src.name, error = %w,
+                        "could not load all of the system's trusted certificates; \
+                         ca_file is trusted regardless");
+                }
+            }
             tokio::spawn(run_source(
                 src.clone(),
                 client_id,
@@ -170,8 +183,47 @@ pub fn start(
     Handle { stop, tasks }
 }
 
-fn options(src: &MqttSource, client_id: String) -> MqttOptions {
-    let mut o = MqttOptions::new(client_id, src.host.clone(), src.port);
+/// `scheme://host:port` (and the path of a WebSocket), for logs.
+fn broker_label(src: &MqttSource) -> String {
+    match &src.transport {
+        Transport::Ws { path } | Transport::Wss { path } => {
+            format!("{}{path}", host_port(src))
+        }
+        Transport::Tcp | Transport::Tls => host_port(src),
+    }
+}
+
+/// `scheme://host:port`, with an IPv6 host in brackets.
+fn host_port(src: &MqttSource) -> String {
+    let host = if src.host.contains(':') {
+        format!("[{}]", src.host)
+    } else {
+        src.host.clone()
+    };
+    format!("{}://{host}:{}", src.transport.scheme(), src.port)
+}
+
+pub(crate) fn options(src: &MqttSource, client_id: String) -> MqttOptions {
+    // Over WebSocket the client takes host, port and path from a URL.
+    let addr = match &src.transport {
+        Transport::Tcp | Transport::Tls => src.host.clone(),
+        Transport::Ws { .. } | Transport::Wss { .. } => broker_label(src),
+    };
+    let mut o = MqttOptions::new(client_id, addr, src.port);
+    let tls = || {
+        let client = src
+            .tls
+            .as_ref()
+            // from_spec sets `tls` for every TLS transport.
+            .expect("a TLS transport has its TLS configuration");
+        rumqttc::TlsConfiguration::Rustls(client.config.clone())
+    };
+    o.set_transport(match &src.transport {
+        Transport::Tcp => rumqttc::Transport::Tcp,
+        Transport::Tls => rumqttc::Transport::Tls(tls()),
+        Transport::Ws { .. } => rumqttc::Transport::Ws,
+        Transport::Wss { .. } => rumqttc::Transport::Wss(tls()),
+    });
     o.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
@@ -200,7 +252,7 @@ async fn run_source(
         src.iata_filter.clone(),
         stop.clone(),
     ));
-    let broker = format!("{}:{}", src.host, src.port);
+    let broker = broker_label(&src);
     let mut backoff = MIN_BACKOFF;
     let mut connected_at: Option<Instant> = None;
     loop {
@@ -283,7 +335,7 @@ async fn run_source(
             }
             Ok(_) => {}
             Err(e) => {
-                live.set_connected(false);
+                live.set_disconnected(describe(&e));
                 if connected_at.take().is_some_and(|t| t.elapsed() >= STABLE) {
                     backoff = MIN_BACKOFF;
                 }
@@ -368,7 +420,12 @@ async fn disconnect(client: &AsyncClient, events: &mut EventLoop) {
     .await;
 }
 
+/// A connection failure in words a user can act on: a TLS failure says so,
+/// whichever layer (TLS, WebSocket, I/O) reported it.
 fn describe(e: &ConnectionError) -> String {
+    if let Some(t) = super::tls::tls_cause(e) {
+        return super::tls::describe_tls(t);
+    }
     match e {
         ConnectionError::ConnectionRefused(code) => {
             format!("the broker refused the connection ({code:?}); check username and password")
@@ -414,7 +471,7 @@ async fn consume(
                     continue;
                 }
             };
-            let (parsed, cut) = parse_message(&p.topic, &p.payload, iata_filter.as_deref());
+            let (parsed, cut) = parse_message(&p.topic, &p.payload, iata_filter.as_deref(), now);
             for field in cut {
                 live.truncated(field);
             }

@@ -90,7 +90,7 @@ fn sighting(i: u64) -> meshscope::ingest::Sighting {
         raw,
         ..Default::default()
     }
-    .validate()
+    .validate(meshscope::clock::now_secs())
     .unwrap()
 }
 

@@ -245,3 +245,93 @@ async fn api_key_is_required_when_configured() {
     assert_eq!(s, 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM observations"), 1);
 }
+
+/// RFC 3339 text of a unix second.
+fn rfc3339(secs: i64) -> String {
+    shared::timefmt::format_unix_secs(secs)
+}
+
+#[tokio::test]
+async fn the_observer_timestamp_dates_the_sighting_within_bounds() {
+    let app = spawn_app().await;
+    let now = meshscope::clock::now_secs();
+    let two_hours_ago = now - 7200;
+    let heard_then = packet(2, &[], b"heard two hours ago");
+    let item = json!({"observer": "aa01", "raw": heard_then, "timestamp": rfc3339(two_hours_ago)});
+    assert_eq!(app.post_json("/api/ingest", &item).await.0, 200);
+    let row = |raw: &str| -> (i64, i64, String) {
+        app.sql()
+            .query_row(
+                "SELECT o.timestamp, t.last_seen, t.first_seen FROM observations o
+                 JOIN transmissions t ON t.id = o.transmission_id WHERE t.hash = ?1",
+                [hash_of(raw)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        row(&heard_then),
+        (two_hours_ago, two_hours_ago, rfc3339(two_hours_ago)),
+        "a new transmission is dated by its observation"
+    );
+
+    // Heard again later, by another observer: last_seen rises to that time;
+    // an older sighting never lowers it.
+    let later = json!({"observer": "bb02", "raw": heard_then, "timestamp": rfc3339(now - 60)});
+    assert_eq!(app.post_json("/api/ingest", &later).await.0, 200);
+    let older = json!({"observer": "cc03", "raw": heard_then, "timestamp": rfc3339(now - 9000)});
+    assert_eq!(app.post_json("/api/ingest", &older).await.0, 200);
+    assert_eq!(
+        app.count("SELECT last_seen FROM transmissions"),
+        now - 60,
+        "last_seen is the latest heard time"
+    );
+    let by_cc03 = app.count(
+        "SELECT o.timestamp FROM observations o JOIN observers b ON b.rowid = o.observer_idx
+         WHERE b.id = 'cc03'",
+    );
+    assert_eq!(by_cc03, now - 9000);
+
+    // Out of bounds: the ingest time.
+    for (i, ts) in [
+        rfc3339(now + 14 * 3600 + 120),
+        rfc3339(now - 30 * 86_400 - 120),
+        "2020-01-01T00:00:00Z".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = packet(2, &[], format!("clock off {i}").as_bytes());
+        let before = meshscope::clock::now_secs();
+        let item = json!({"observer": "aa01", "raw": raw, "timestamp": ts});
+        assert_eq!(app.post_json("/api/ingest", &item).await.0, 200);
+        let after = meshscope::clock::now_secs();
+        let (obs, last, _) = row(&raw);
+        assert!(
+            (before..=after).contains(&obs) && obs == last,
+            "{ts}: stored {obs}, ingest time was {before}..={after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_timestamp_gets_400_and_stores_nothing() {
+    let app = spawn_app().await;
+    let good = packet(2, &[], b"x");
+    for ts in [
+        json!("yesterday"),
+        json!(1_747_389_600),
+        json!("2026-02-30T10:00:00Z"),
+        json!({"at": 1}),
+    ] {
+        let body = json!([
+            {"observer": "aa01", "raw": good},
+            {"observer": "aa01", "raw": good, "timestamp": ts},
+        ]);
+        let (s, resp) = app.post_json("/api/ingest", &body).await;
+        assert_eq!(s, 400, "{ts} -> {resp}");
+        let err = resp["error"].as_str().unwrap_or_default();
+        assert!(err.contains("item 1: timestamp:"), "{ts}: {err}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM observations"), 0);
+}

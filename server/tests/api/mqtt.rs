@@ -38,7 +38,7 @@ macro_rules! eventually {
     }};
 }
 
-fn mosquitto_bin() -> PathBuf {
+pub(crate) fn mosquitto_bin() -> PathBuf {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("MESHSCOPE_MOSQUITTO") {
         candidates.push(p.into());
@@ -60,7 +60,7 @@ fn mosquitto_bin() -> PathBuf {
 
 /// A port that was free a moment ago. Another process may take it before
 /// mosquitto binds it; [`Broker::start`] then tries another.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
@@ -74,20 +74,33 @@ fn running_as_root() -> bool {
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
-    dir: tempfile::TempDir,
+    /// Listeners besides `port` (TLS, WebSocket), waited for at start.
+    extra_ports: Vec<u16>,
+    pub(crate) dir: tempfile::TempDir,
 }
+
+/// Listeners to add to a broker: `extra(dir)` writes what they need (key
+/// files) into the broker's folder and returns their configuration lines
+/// and ports.
+pub type Listeners<'a> = &'a dyn Fn(&Path) -> (String, Vec<u16>);
 
 impl Broker {
     /// A broker on a free port: if the port is taken between choosing it
     /// and mosquitto binding it, another is tried.
     pub fn start() -> Broker {
+        Broker::start_with(&|_| (String::new(), Vec::new()))
+    }
+
+    /// A broker with more listeners (see [`Listeners`]) besides the plain
+    /// one, which every listener shares messages with.
+    pub fn start_with(extra: Listeners<'_>) -> Broker {
         for _ in 0..4 {
-            let mut b = Broker::configure(free_port());
+            let mut b = Broker::configure_with(free_port(), extra);
             if b.try_spawn().is_ok() {
                 return b;
             }
         }
-        let mut b = Broker::configure(free_port());
+        let mut b = Broker::configure_with(free_port(), extra);
         b.spawn();
         b
     }
@@ -99,7 +112,12 @@ impl Broker {
     }
 
     fn configure(port: u16) -> Broker {
+        Broker::configure_with(port, &|_| (String::new(), Vec::new()))
+    }
+
+    fn configure_with(port: u16, extra: Listeners<'_>) -> Broker {
         let dir = tempfile::tempdir().unwrap();
+        let (extra_conf, extra_ports) = extra(dir.path());
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         let mut conf = format!(
@@ -118,15 +136,17 @@ impl Broker {
         if running_as_root() {
             conf.push_str("user root\n");
         }
+        conf.push_str(&extra_conf);
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         Broker {
             child: None,
             port,
+            extra_ports,
             dir,
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
@@ -152,7 +172,8 @@ impl Broker {
                 self.child = None;
                 return Err(format!("mosquitto exited with {st}:\n{}", self.log()));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let listening = |p: &u16| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok();
+            if listening(&self.port) && self.extra_ports.iter().all(listening) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -311,13 +332,13 @@ async fn wait_subscribed(app: &TestApp) {
     });
 }
 
-async fn liveness(app: &TestApp) -> Value {
+pub(crate) async fn liveness(app: &TestApp) -> Value {
     let (s, body) = app.get("/api/healthz").await;
     assert_eq!(s, 200);
     body["ingest_liveness"]["local"].clone()
 }
 
-fn topic(iata: &str, observer: &str) -> String {
+pub(crate) fn topic(iata: &str, observer: &str) -> String {
     format!("meshcore/{iata}/{observer}/packets")
 }
 
@@ -740,9 +761,16 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
         ..Default::default()
     })
     .await;
-    let l = liveness(&app).await;
+    // Once the first attempt failed, it also says why.
+    let l = eventually!("the first connection attempt to fail", 10, {
+        let l = liveness(&app).await;
+        l.get("lastError").is_some().then_some(l)
+    });
+    assert!(l["lastError"].as_str().unwrap().contains("refused"), "{l}");
+    let mut without_error = l.clone();
+    without_error.as_object_mut().unwrap().remove("lastError");
     assert_eq!(
-        l,
+        without_error,
         json!({"connected": false, "lastReceiptUnix": null, "lastMessageUnix": null,
                "messages": 0, "rejected": 0})
     );
@@ -755,7 +783,11 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
         .collect();
         shared::liveness::banner_lines(&map, now)
     };
-    assert_eq!(banner(&l, 0), ["Not connected to local"]);
+    let lines = banner(&l, 0);
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("Not connected to local: "),
+        "{lines:?}"
+    );
 
     // The broker comes up: connected, still nothing heard.
     let mut broker = Broker::start_on(port);
@@ -764,6 +796,7 @@ async fn liveness_tells_disconnected_from_connected_but_silent() {
         (l["connected"] == true).then_some(l)
     });
     assert!(l["lastReceiptUnix"].is_null() && l["messages"] == 0, "{l}");
+    assert!(l.get("lastError").is_none(), "cleared once connected: {l}");
     assert_eq!(
         banner(&l, meshscope::clock::now_secs()),
         ["No packets from local yet"]
@@ -1198,3 +1231,75 @@ async fn a_huge_origin_is_capped_and_counted() {
     let served = list.to_string();
     assert!(served.len() < 10_000, "{} bytes", served.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_timestamp_dates_the_observation_within_bounds() {
+    let broker = Broker::start();
+    let app = app_with_broker(&broker).await;
+    let now = meshscope::clock::now_secs();
+    let fmt = shared::timefmt::format_unix_secs;
+    let backlog = packet(5, &[], b"heard while offline");
+    let ahead = packet(5, &[], b"clock far ahead");
+    let old = packet(5, &[], b"clock reset");
+    let mut p = Publisher::connect(broker.port);
+    let t = topic("SEA", "ab01");
+    p.send(
+        &t,
+        json!({"raw": backlog, "timestamp": fmt(now - 3 * 3600)}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": ahead, "timestamp": fmt(now + 15 * 3600)}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": old, "timestamp": "2020-01-01T00:00:00Z"}).to_string(),
+    )
+    .await;
+    // Malformed: refused as bad_field, never stored at some other time.
+    let bad_text = packet(5, &[], b"bad text");
+    let bad_type = packet(5, &[], b"bad type");
+    p.send(
+        &t,
+        json!({"raw": bad_text, "timestamp": "yesterday"}).to_string(),
+    )
+    .await;
+    p.send(
+        &t,
+        json!({"raw": bad_type, "timestamp": [2026]}).to_string(),
+    )
+    .await;
+    p.flush().await;
+    let l = eventually!("3 stored and 2 refused", 15, {
+        let l = liveness(&app).await;
+        (l["messages"] == 3 && l["rejected"] == 2).then_some(l)
+    });
+    let after = meshscope::clock::now_secs();
+    let c = app.liveness.counters("local").unwrap();
+    assert_eq!(c.rejected.get("bad_field"), Some(&2), "{l}");
+    let stored = |raw: &str| -> Option<(i64, i64)> {
+        app.sql()
+            .query_row(
+                "SELECT o.timestamp, t.last_seen FROM observations o
+                 JOIN transmissions t ON t.id = o.transmission_id WHERE t.hash = ?1",
+                [hash_of(raw)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    };
+    assert_eq!(stored(&backlog), Some((now - 3 * 3600, now - 3 * 3600)));
+    for raw in [&ahead, &old] {
+        let (obs, last) = stored(raw).unwrap();
+        assert!(
+            (now..=after).contains(&obs) && obs == last,
+            "ingest time expected, got {obs} ({now}..={after})"
+        );
+    }
+    assert_eq!(stored(&bad_text), None);
+    assert_eq!(stored(&bad_type), None);
+}
+
+/// TLS and WebSocket transports.
+mod tls;
