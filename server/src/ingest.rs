@@ -390,14 +390,17 @@ pub fn apply(
         };
 
         if s.payload_type == i64::from(PAYLOAD_ADVERT) && upkeep.nodes.covers(tx_id) {
-            let first_seen = existing.is_none().then_some(now_text.as_str());
+            // The node's times are the transmission's: first_seen as stored
+            // for a new one, and when this sighting was heard.
+            let heard_text = format_unix_secs(heard);
+            let first_seen = existing.is_none().then_some(heard_text.as_str());
             nodes::on_sighting(
                 tx,
                 &s.raw_hex,
                 s.from_pubkey.as_deref(),
                 tx_id,
                 first_seen,
-                &now_text,
+                &heard_text,
             )?;
         }
 

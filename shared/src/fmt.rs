@@ -25,6 +25,25 @@ pub fn rate(per_sec: f64) -> String {
     thousands(per_sec.round() as i64)
 }
 
+/// `x` with at most `decimals` decimals, trailing zeros dropped:
+/// `-3.25`, `47.6062`, `5`. Integer arithmetic only, so the dashboard's
+/// wasm carries no float printer.
+pub fn decimal(x: f64, decimals: u32) -> String {
+    if !x.is_finite() {
+        return "—".into();
+    }
+    let scale = 10_i64.pow(decimals);
+    let n = (x * scale as f64).round() as i64;
+    let whole = (n / scale).unsigned_abs();
+    let frac = (n % scale).unsigned_abs();
+    let sign = if n < 0 { "-" } else { "" };
+    if frac == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{:0width$}", frac, width = decimals as usize);
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+}
+
 /// A remaining time in human units: "under 1 s", "42 s", "2 min", "1 h 5 min".
 pub fn duration_approx(secs: f64) -> String {
     if !secs.is_finite() || secs < 1.0 {
@@ -64,6 +83,17 @@ pub fn bytes_approx(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_round_and_drop_trailing_zeros() {
+        assert_eq!(decimal(-3.25, 2), "-3.25");
+        assert_eq!(decimal(47.606_2, 6), "47.6062");
+        assert_eq!(decimal(5.0, 2), "5");
+        assert_eq!(decimal(-0.5, 2), "-0.5");
+        assert_eq!(decimal(-122.000_001, 6), "-122.000001");
+        assert_eq!(decimal(0.004, 2), "0");
+        assert_eq!(decimal(f64::NAN, 2), "—");
+    }
 
     #[test]
     fn byte_counts() {

@@ -19,17 +19,9 @@ pub(crate) fn hops(path: &[String]) -> String {
     }
 }
 
-/// A number (at most 6 decimals, trailing zeros dropped) or a dash. Fixed
-/// precision keeps the float formatting the dashboard already has; the
-/// shortest-representation printer would add kilobytes to the wasm.
+/// A number (at most 6 decimals, trailing zeros dropped) or a dash.
 pub(crate) fn num(v: Option<f64>) -> String {
-    v.map_or_else(
-        || "—".into(),
-        |x| {
-            let s = format!("{x:.6}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        },
-    )
+    v.map_or_else(|| "—".into(), |x| shared::fmt::decimal(x, 6))
 }
 
 /// The role as people say it (`room` is a room server).

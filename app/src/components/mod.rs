@@ -6,3 +6,4 @@ pub(crate) mod link;
 pub(crate) mod message;
 pub(crate) mod packet_table;
 pub(crate) mod status_badge;
+pub(crate) mod table;

@@ -7,7 +7,7 @@ use shared::fmt::thousands;
 
 use crate::api::get_json;
 use crate::components::message::{load_error, loading, muted};
-use crate::components::packet_table::PacketTable;
+use crate::components::packet_table::packet_table;
 use crate::refresh;
 
 const LATEST: usize = 15;
@@ -43,7 +43,7 @@ pub(crate) fn Home() -> impl IntoView {
             None => loading(),
             Some(Err(e)) => load_error("packets", &e),
             Some(Ok(p)) if p.packets.is_empty() => muted("No packets stored yet."),
-            Some(Ok(p)) => view! { <PacketTable rows=p.packets /> }.into_any(),
+            Some(Ok(p)) => packet_table(p.packets),
         }}
     }
 }

@@ -9,7 +9,8 @@ use shared::timefmt::short_time;
 use crate::api::get_json;
 use crate::components::facts::{facts, num, role_label};
 use crate::components::message::{load_error, loading, muted};
-use crate::components::packet_table::PacketTable;
+use crate::components::packet_table::packet_table;
+use crate::components::table::{table, Cell};
 
 #[component]
 pub(crate) fn Node(key: String) -> impl IntoView {
@@ -42,44 +43,26 @@ pub(crate) fn Node(key: String) -> impl IntoView {
                     .observers
                     .into_iter()
                     .map(|o| {
-                        view! {
-                            <tr>
-                                <td data-label="Observer">
-                                    {o.observer_name.clone().unwrap_or_else(|| o.observer_id.clone())}
-                                    <div class="muted mono small">{o.observer_id}</div>
-                                </td>
-                                <td data-label="Region">{o.iata.unwrap_or_else(|| "—".into())}</td>
-                                <td data-label="Best SNR" class="num">{num(o.best_snr)}</td>
-                                <td data-label="Best RSSI" class="num">{num(o.best_rssi)}</td>
-                                <td data-label="Sightings" class="num">{thousands(o.sightings)}</td>
-                                <td data-label="Last heard">{short_time(&o.last_heard)}</td>
-                            </tr>
-                        }
+                        vec![
+                            Cell::Two(o.observer_name.clone().unwrap_or_else(|| o.observer_id.clone()), o.observer_id),
+                            Cell::Text(o.iata.unwrap_or_else(|| "—".into())),
+                            Cell::Num(num(o.best_snr)),
+                            Cell::Num(num(o.best_rssi)),
+                            Cell::Num(thousands(o.sightings)),
+                            Cell::Text(short_time(&o.last_heard)),
+                        ]
                     })
-                    .collect_view();
-                view! {
-                    <div class="table-wrap">
-                        <table class="rows" id="node-observers">
-                            <thead>
-                                <tr>
-                                    <th>"Observer"</th>
-                                    <th>"Region"</th>
-                                    <th class="num">"Best SNR"</th>
-                                    <th class="num">"Best RSSI"</th>
-                                    <th class="num">"Sightings"</th>
-                                    <th>"Last heard"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{rows}</tbody>
-                        </table>
-                    </div>
-                }
-                .into_any()
+                    .collect();
+                table(
+                    "node-observers",
+                    &["Observer", "Region", "#Best SNR", "#Best RSSI", "#Sightings", "Last heard"],
+                    rows,
+                )
             };
             let packets = if d.packets.is_empty() {
                 muted("No packets from this node in the file.")
             } else {
-                view! { <PacketTable rows=d.packets /> }.into_any()
+                packet_table(d.packets)
             };
             view! {
                 <h1>{n.name.unwrap_or_else(|| "(no name)".into())}</h1>

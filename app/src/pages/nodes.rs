@@ -11,7 +11,7 @@ use shared::timefmt::short_time;
 
 use crate::api::get_json;
 use crate::components::facts::{num, role_label};
-use crate::components::link::NavLink;
+use crate::components::table::{table, Cell};
 use crate::components::message::{load_error, loading, muted};
 
 #[component]
@@ -64,54 +64,24 @@ pub(crate) fn Nodes() -> impl IntoView {
                 .nodes
                 .into_iter()
                 .map(|n| {
-                    let name = n.name.clone().unwrap_or_else(|| "(no name)".into());
                     let place = match (n.lat, n.lon) {
                         (Some(_), Some(_)) => format!("{}, {}", num(n.lat), num(n.lon)),
                         _ => "—".into(),
                     };
-                    view! {
-                        <tr>
-                            <td data-label="Node">
-                                <NavLink href=format!("/nodes/{}", n.public_key)>{name}</NavLink>
-                                <div class="muted mono small">{n.public_key}</div>
-                            </td>
-                            <td data-label="Role">{role_label(n.role.as_deref())}</td>
-                            <td data-label="Location">{place}</td>
-                            <td data-label="Last seen">{n.last_seen.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
-                            <td data-label="Adverts" class="num">{thousands(n.advert_count)}</td>
-                        </tr>
-                    }
+                    vec![
+                        Cell::Link(
+                            format!("/nodes/{}", n.public_key),
+                            n.name.clone().unwrap_or_else(|| "(no name)".into()),
+                            Some(n.public_key),
+                        ),
+                        Cell::Text(role_label(n.role.as_deref())),
+                        Cell::Text(place),
+                        Cell::Text(n.last_seen.as_deref().map(short_time).unwrap_or_else(|| "never".into())),
+                        Cell::Num(thousands(n.advert_count)),
+                    ]
                 })
-                .collect_view();
-            view! {
-                <div class="table-wrap">
-                    <table class="rows" id="nodes-table">
-                        <thead>
-                            <tr>
-                                <th>"Node"</th>
-                                <th>"Role"</th>
-                                <th>"Location"</th>
-                                <th>
-                                    <button
-                                        type="button"
-                                        class="sort"
-                                        on:click=move |_| {
-                                            oldest_first.update(|o| *o = !*o);
-                                            cursors.set(Vec::new());
-                                            load();
-                                        }
-                                    >
-                                        {move || if oldest_first.get() { "Last seen ↑" } else { "Last seen ↓" }}
-                                    </button>
-                                </th>
-                                <th class="num">"Adverts"</th>
-                            </tr>
-                        </thead>
-                        <tbody>{rows}</tbody>
-                    </table>
-                </div>
-            }
-            .into_any()
+                .collect();
+            table("nodes-table", &["Node", "Role", "Location", "Last seen", "#Adverts"], rows)
         }
     };
     view! {
@@ -129,6 +99,17 @@ pub(crate) fn Nodes() -> impl IntoView {
             </select>
             <div class="filter-actions">
                 <button type="submit">"Apply"</button>
+                <button
+                    type="button"
+                    class="secondary"
+                    on:click=move |_| {
+                        oldest_first.update(|o| *o = !*o);
+                        cursors.set(Vec::new());
+                        load();
+                    }
+                >
+                    {move || if oldest_first.get() { "Oldest seen first" } else { "Latest seen first" }}
+                </button>
             </div>
         </form>
         {table}

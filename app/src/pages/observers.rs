@@ -3,11 +3,12 @@
 use leptos::prelude::*;
 use shared::api::ObserverRow;
 use shared::fmt::thousands;
+use shared::timefmt::short_time;
 
 use crate::api::get_json;
 use crate::components::message::{load_error, loading, muted};
+use crate::components::table::{table, Cell};
 use crate::refresh;
-use shared::timefmt::short_time;
 
 #[component]
 pub(crate) fn Observers() -> impl IntoView {
@@ -25,35 +26,15 @@ pub(crate) fn Observers() -> impl IntoView {
                 let rows = l
                     .into_iter()
                     .map(|o| {
-                        view! {
-                            <tr>
-                                <td data-label="Observer">
-                                    {o.name.clone().unwrap_or_else(|| o.id.clone())}
-                                    <div class="muted mono small">{o.id}</div>
-                                </td>
-                                <td data-label="Region">{o.iata.unwrap_or_else(|| "—".into())}</td>
-                                <td data-label="Last seen">{o.last_seen.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
-                                <td data-label="Packets" class="num">{thousands(o.packet_count)}</td>
-                            </tr>
-                        }
+                        vec![
+                            Cell::Two(o.name.clone().unwrap_or_else(|| o.id.clone()), o.id),
+                            Cell::Text(o.iata.unwrap_or_else(|| "—".into())),
+                            Cell::Text(o.last_seen.as_deref().map(short_time).unwrap_or_else(|| "never".into())),
+                            Cell::Num(thousands(o.packet_count)),
+                        ]
                     })
-                    .collect_view();
-                view! {
-                    <div class="table-wrap">
-                        <table class="rows">
-                            <thead>
-                                <tr>
-                                    <th>"Observer"</th>
-                                    <th>"Region"</th>
-                                    <th>"Last seen"</th>
-                                    <th class="num">"Packets"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{rows}</tbody>
-                        </table>
-                    </div>
-                }
-                .into_any()
+                    .collect();
+                table("observers-table", &["Observer", "Region", "Last seen", "#Packets"], rows)
             }
         }}
     }

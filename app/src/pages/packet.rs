@@ -10,6 +10,7 @@ use shared::timefmt::short_time;
 use crate::api::get_json;
 use crate::components::facts::{facts, hops, num};
 use crate::components::message::{load_error, loading};
+use crate::components::table::{table, Cell};
 
 #[component]
 pub(crate) fn Packet(hash: String) -> impl IntoView {
@@ -44,42 +45,28 @@ pub(crate) fn Packet(hash: String) -> impl IntoView {
                         .clone()
                         .or_else(|| o.observer_id.clone())
                         .unwrap_or_else(|| "unknown observer".into());
-                    view! {
-                        <tr>
-                            <td data-label="Observer">
-                                {who}
-                                <div class="muted mono small">{o.observer_id.unwrap_or_default()}</div>
-                            </td>
-                            <td data-label="Region">{o.iata.unwrap_or_else(|| "—".into())}</td>
-                            <td data-label="Heard">{short_time(&o.timestamp)}</td>
-                            <td data-label="SNR" class="num">{num(o.snr)}</td>
-                            <td data-label="RSSI" class="num">{num(o.rssi)}</td>
-                            <td data-label="Path" class="mono">{hops(&o.path)}</td>
-                        </tr>
-                    }
+                    vec![
+                        Cell::Two(who, o.observer_id.unwrap_or_default()),
+                        Cell::Text(o.iata.unwrap_or_else(|| "—".into())),
+                        Cell::Text(short_time(&o.timestamp)),
+                        Cell::Num(num(o.snr)),
+                        Cell::Num(num(o.rssi)),
+                        Cell::Mono(hops(&o.path)),
+                    ]
                 })
-                .collect_view();
+                .collect();
+            let sightings = table(
+                "packet-sightings",
+                &["Observer", "Region", "Heard", "#SNR", "#RSSI", "Path"],
+                rows,
+            );
             view! {
                 <h1>{format!("{} packet", p.kind)}</h1>
                 {facts(header)}
                 <h2>"Payload"</h2>
                 {payload}
                 <h2>"Sightings"</h2>
-                <div class="table-wrap">
-                    <table class="rows" id="packet-sightings">
-                        <thead>
-                            <tr>
-                                <th>"Observer"</th>
-                                <th>"Region"</th>
-                                <th>"Heard"</th>
-                                <th class="num">"SNR"</th>
-                                <th class="num">"RSSI"</th>
-                                <th>"Path"</th>
-                            </tr>
-                        </thead>
-                        <tbody>{rows}</tbody>
-                    </table>
-                </div>
+                {sightings}
                 <h2>"Raw"</h2>
                 <p class="mono raw">{p.raw_hex}</p>
             }

@@ -14,7 +14,7 @@ use wasm_bindgen::JsValue;
 
 use crate::api::get_json;
 use crate::components::message::{load_error, loading, muted};
-use crate::components::packet_table::PacketTable;
+use crate::components::packet_table::packet_table;
 
 const PAGE: i64 = 50;
 
@@ -197,7 +197,7 @@ pub(crate) fn Packets() -> impl IntoView {
                 };
                 view! {
                     <p class="muted" id="packets-range">{format!("{} – {} of {total}", thousands(first), thousands(last))}</p>
-                    <PacketTable rows=p.packets />
+                    {packet_table(p.packets)}
                 }.into_any()
             }
         }}
