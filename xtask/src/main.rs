@@ -198,7 +198,49 @@ fn dist() -> Result<()> {
             .args(["build", "--release"])
             .env("PATH", tool_path()?)
             .env("TRUNK_SKIP_VERSION_CHECK", "true"),
-    )
+    )?;
+    precompress()
+}
+
+/// The dashboard's files, compressed once at build time (brotli quality 11,
+/// gzip -9) beside the originals, so the server sends `.br` / `.gz` to
+/// browsers that take them instead of compressing on every request.
+fn precompress() -> Result<()> {
+    for entry in std::fs::read_dir("dist").context("dist/ is missing")? {
+        let path = entry?.path();
+        let compressible = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "wasm" | "js" | "css" | "html"));
+        if !compressible {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let name = path.display().to_string();
+        std::fs::write(format!("{name}.gz"), gzipped(&bytes)?)?;
+        std::fs::write(format!("{name}.br"), brotlied(&bytes)?)?;
+    }
+    Ok(())
+}
+
+/// `bytes`, gzip -9.
+fn gzipped(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?)
+}
+
+/// `bytes`, brotli at quality 11 with a 4 MiB window.
+fn brotlied(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params)?;
+    Ok(out)
 }
 
 fn run(serve_args: &[String]) -> Result<()> {
@@ -329,10 +371,7 @@ fn test() -> Result<()> {
 
 /// The gzip -9 size of `bytes`.
 fn gzipped_len(bytes: &[u8]) -> Result<u64> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes)?;
-    Ok(enc.finish()?.len() as u64)
+    Ok(gzipped(bytes)?.len() as u64)
 }
 
 /// Fails when the built dashboard's wasm, gzipped, is over its budget.
@@ -345,10 +384,11 @@ fn check_wasm_budget() -> Result<()> {
             let bytes = std::fs::read(&path)?;
             let gz = gzipped_len(&bytes)?;
             eprintln!(
-                "xtask: {}: {} bytes, {} bytes gzip -9 (budget {WASM_GZIP_BUDGET})",
+                "xtask: {}: {} bytes, {} bytes gzip -9 (budget {WASM_GZIP_BUDGET}), {} bytes brotli",
                 path.display(),
                 bytes.len(),
-                gz
+                gz,
+                brotlied(&bytes)?.len()
             );
             if gz > WASM_GZIP_BUDGET {
                 bail!(
@@ -415,6 +455,26 @@ mod tests {
         assert_eq!((t.passed, t.failed, t.skipped), (8, 1, 2));
         let none = tally_playwright("not json");
         assert_eq!((none.passed, none.failed), (0, 0));
+    }
+
+    #[test]
+    fn precompressed_files_decompress_to_the_original() {
+        use std::io::Read;
+        let text: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gzipped(&text).unwrap()[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, text);
+        let br = brotlied(&text).unwrap();
+        assert!(br.len() < text.len() / 4, "{}", br.len());
+        let mut back = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

@@ -6,11 +6,9 @@ use leptos::prelude::*;
 use crate::router::use_router;
 
 #[component]
-pub(crate) fn NavLink(#[prop(into)] href: String, children: Children) -> impl IntoView {
+pub(crate) fn NavLink(href: &'static str, children: Children) -> impl IntoView {
     let router = use_router();
-    let here = href.clone();
-    let current = move || (router.path() == here).then_some("page");
-    let to = href.clone();
+    let current = move || (router.path() == href).then_some("page");
     view! {
         <a
             href=href
@@ -19,7 +17,7 @@ pub(crate) fn NavLink(#[prop(into)] href: String, children: Children) -> impl In
                 // Let the browser handle new-tab / new-window clicks.
                 if ev.button() == 0 && !(ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key()) {
                     ev.prevent_default();
-                    router.navigate(&to);
+                    router.navigate(href);
                 }
             }
         >

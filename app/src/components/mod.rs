@@ -1,7 +1,6 @@
 //! Reusable view pieces.
 
 pub(crate) mod banner;
-pub(crate) mod facts;
 pub(crate) mod link;
 pub(crate) mod message;
 pub(crate) mod packet_table;

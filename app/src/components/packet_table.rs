@@ -18,7 +18,7 @@ pub(crate) fn packet_table(rows: Vec<PacketRow>) -> AnyView {
             };
             vec![
                 Cell::Text(payload_label(p.payload_type)),
-                Cell::Link(format!("/packets/{}", p.hash), p.hash, None),
+                Cell::Mono(p.hash),
                 Cell::Num(thousands(p.observation_count)),
                 Cell::Text(short_time(&p.first_seen)),
                 Cell::Text(last),

@@ -4,8 +4,6 @@
 
 use leptos::prelude::*;
 
-use crate::components::link::NavLink;
-
 /// One cell's content.
 pub(crate) enum Cell {
     Text(String),
@@ -14,8 +12,6 @@ pub(crate) enum Cell {
     Mono(String),
     /// A main line and a muted monospace line under it (a name and its id).
     Two(String, String),
-    /// A link to another page (`href`, text), with an optional muted line.
-    Link(String, String, Option<String>),
 }
 
 fn sub(s: String) -> AnyView {
@@ -28,17 +24,17 @@ fn cell(c: Cell, label: &'static str) -> AnyView {
         Cell::Num(s) => ("num", s.into_any()),
         Cell::Mono(s) => ("mono", s.into_any()),
         Cell::Two(a, b) => ("", view! { {a} {sub(b)} }.into_any()),
-        Cell::Link(href, text, b) => (
-            if b.is_some() { "" } else { "mono" },
-            view! { <NavLink href=href>{text}</NavLink> {b.map(sub)} }.into_any(),
-        ),
     };
     view! { <td data-label=label class=class>{body}</td> }.into_any()
 }
 
 /// A table with headers `head` (a `#` prefix right-aligns the column, as
 /// numbers are); each row has one cell per header.
-pub(crate) fn table(id: &'static str, head: &'static [&'static str], rows: Vec<Vec<Cell>>) -> AnyView {
+pub(crate) fn table(
+    id: &'static str,
+    head: &'static [&'static str],
+    rows: Vec<Vec<Cell>>,
+) -> AnyView {
     let labels = || head.iter().map(|h| h.trim_start_matches('#'));
     let ths = head
         .iter()
@@ -50,7 +46,11 @@ pub(crate) fn table(id: &'static str, head: &'static [&'static str], rows: Vec<V
     let trs = rows
         .into_iter()
         .map(|r| {
-            let tds = r.into_iter().zip(labels()).map(|(c, l)| cell(c, l)).collect_view();
+            let tds = r
+                .into_iter()
+                .zip(labels())
+                .map(|(c, l)| cell(c, l))
+                .collect_view();
             view! { <tr>{tds}</tr> }
         })
         .collect_view();

@@ -370,7 +370,16 @@ pub fn app(state: AppState) -> Router {
             let root = Arc::new(std::fs::canonicalize(dist).unwrap_or_else(|_| dist.clone()));
             let files = Router::new()
                 .fallback_service(
-                    ServeDir::new(dist).fallback(ServeFile::new(dist.join("index.html"))),
+                    // `cargo xtask dist` writes `.br` and `.gz` beside each
+                    // file; they are sent as-is to browsers that take them.
+                    ServeDir::new(dist)
+                        .precompressed_br()
+                        .precompressed_gzip()
+                        .fallback(
+                            ServeFile::new(dist.join("index.html"))
+                                .precompressed_br()
+                                .precompressed_gzip(),
+                        ),
                 )
                 .layer(axum::middleware::from_fn_with_state(root, static_guard));
             api.fallback_service(files)

@@ -230,7 +230,7 @@ pub fn hash_of(raw_hex: &str) -> String {
 /// `key` is a multiple of 3 (the name is last, so appending bytes
 /// lengthens the name).
 pub fn advert_payload(key: u8) -> Vec<u8> {
-    let location = (key % 3 != 0).then(|| {
+    let location = (!key.is_multiple_of(3)).then(|| {
         (
             47.0 + f64::from(key) / 100.0,
             -122.0 - f64::from(key) / 100.0,

@@ -319,7 +319,8 @@ async fn the_backfill_equals_what_ingest_keeps() {
     for round in 0..4u32 {
         let items: Vec<Value> = (1..=12u8)
             .map(|n| {
-                let loc = ((n + round as u8) % 3 != 0).then(|| (f64::from(n), f64::from(round)));
+                let loc = (!(n + round as u8).is_multiple_of(3))
+                    .then(|| (f64::from(n), f64::from(round)));
                 let raw = advert_hex(
                     n,
                     1000 + round,
@@ -367,7 +368,7 @@ async fn feed(app: Arc<TestApp>, old: Vec<String>, stop: Arc<AtomicBool>) -> u64
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let k = (n % 200) as u8 + 1;
-        let loc = (n % 2 == 0).then(|| (10.0 + k as f64, 20.0));
+        let loc = n.is_multiple_of(2).then_some((10.0 + f64::from(k), 20.0));
         let fresh = packet(
             4,
             &[],

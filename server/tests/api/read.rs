@@ -198,6 +198,59 @@ async fn unknown_api_routes_are_json_404_and_pages_fall_back_to_index() {
     assert!(r.text().await.unwrap().contains("dashboard"));
 }
 
+/// `cargo xtask dist` writes `.br` and `.gz` beside the dashboard's files:
+/// a browser that takes brotli gets the `.br` bytes, one that takes only
+/// gzip the `.gz`, anyone else the file itself.
+#[tokio::test]
+async fn the_dashboard_is_served_precompressed() {
+    let dist = tempfile::tempdir().unwrap();
+    let d = dist.path();
+    std::fs::write(d.join("index.html"), "<html>dashboard</html>").unwrap();
+    std::fs::write(d.join("index.html.br"), b"brotli-index").unwrap();
+    std::fs::write(d.join("app_bg.wasm"), b"\0asm-plain").unwrap();
+    std::fs::write(d.join("app_bg.wasm.br"), b"brotli-bytes").unwrap();
+    std::fs::write(d.join("app_bg.wasm.gz"), b"gzip-bytes").unwrap();
+    let app = spawn_with(Options {
+        dist: Some(d.to_path_buf()),
+        ..Default::default()
+    })
+    .await;
+    let fetch = |path: &'static str, accept: &'static str| {
+        let req = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", accept);
+        async move {
+            let r = req.send().await.unwrap();
+            let enc = r
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+            (enc, ctype, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (enc, ctype, body) = fetch("/app_bg.wasm", "gzip, deflate, br").await;
+    assert_eq!(
+        (enc.as_deref(), body.as_slice()),
+        (Some("br"), &b"brotli-bytes"[..])
+    );
+    assert_eq!(ctype, "application/wasm");
+    let (enc, _, body) = fetch("/app_bg.wasm", "gzip").await;
+    assert_eq!(
+        (enc.as_deref(), body.as_slice()),
+        (Some("gzip"), &b"gzip-bytes"[..])
+    );
+    let (enc, _, body) = fetch("/app_bg.wasm", "identity").await;
+    assert_eq!((enc, body.as_slice()), (None, &b"\0asm-plain"[..]));
+    // A page path falls back to index.html, precompressed too.
+    let (enc, _, body) = fetch("/observers", "br").await;
+    assert_eq!(
+        (enc.as_deref(), body.as_slice()),
+        (Some("br"), &b"brotli-index"[..])
+    );
+}
+
 #[tokio::test]
 async fn openapi_document_lists_every_api_route() {
     let app = spawn_app().await;
@@ -215,6 +268,9 @@ async fn openapi_document_lists_every_api_route() {
         ("get", "/api/packets"),
         ("get", "/api/packets/timestamps"),
         ("get", "/api/observers"),
+        ("get", "/api/nodes"),
+        ("get", "/api/nodes/{publicKey}"),
+        ("get", "/api/packets/{hash}"),
         ("post", "/api/ingest"),
         ("get", "/api/openapi.json"),
     ];
