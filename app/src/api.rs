@@ -4,6 +4,9 @@
 //! Calls `fetch` through web-sys directly (rather than an HTTP crate) to keep
 //! the wasm small; the request code exists once, whatever the payload type.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::de::DeserializeOwned;
 use shared::api::ErrorBody;
 use shared::migration::{Control, MigrationInfo};
@@ -25,10 +28,17 @@ impl Answer {
 
     /// The server's `{"error"}` message, else the status text.
     fn error(&self) -> String {
-        serde_json::from_str::<ErrorBody>(&self.body)
+        parse::<ErrorBody>(&self.body)
             .map(|b| b.error)
             .unwrap_or_else(|_| self.status_text.clone())
     }
+}
+
+/// Decodes JSON text with the browser's `JSON.parse`, then into `T`; the
+/// error says what did not fit.
+pub(crate) fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let value = js_sys::JSON::parse(text).map_err(|e| format!("not JSON: {}", js_message(&e)))?;
+    serde_wasm_bindgen::from_value(value).map_err(|e| e.to_string())
 }
 
 fn js_message(e: &JsValue) -> String {
@@ -66,13 +76,24 @@ async fn fetch(method: &str, path: &str, api_key: Option<&str>) -> Result<Answer
     })
 }
 
+/// GETs `path`: the body of a 2xx answer, else a message. Boxed, so the
+/// request's state machine exists once in the wasm rather than inside the
+/// future of every caller of [`get_json`].
+fn get_body(path: String) -> Pin<Box<dyn Future<Output = Result<String, String>>>> {
+    Box::pin(async move {
+        let a = fetch("GET", &path, None).await?;
+        if a.ok() {
+            Ok(a.body)
+        } else {
+            Err(format!("{path}: HTTP {}: {}", a.status, a.error()))
+        }
+    })
+}
+
 /// GETs `path` and decodes the JSON answer; any failure becomes a message.
 pub(crate) async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    let a = fetch("GET", path, None).await?;
-    if !a.ok() {
-        return Err(format!("{path}: HTTP {}: {}", a.status, a.error()));
-    }
-    serde_json::from_str(&a.body).map_err(|e| format!("{path}: unexpected answer: {e}"))
+    let body = get_body(path.to_string()).await?;
+    parse(&body).map_err(|e| format!("{path}: unexpected answer: {e}"))
 }
 
 /// Why an operator control was not applied.
@@ -101,7 +122,7 @@ pub(crate) async fn control(
         .await
         .map_err(ControlError::Other)?;
     match a.status {
-        200..=299 => serde_json::from_str::<MigrationInfo>(&a.body)
+        200..=299 => parse::<MigrationInfo>(&a.body)
             .map_err(|e| ControlError::Other(format!("unexpected answer: {e}"))),
         401 => Err(ControlError::KeyRejected(a.error())),
         403 => Err(ControlError::Disabled(a.error())),

@@ -7,7 +7,8 @@ use crate::components::banner::WarmupBanner;
 use crate::components::link::NavLink;
 use crate::live;
 use crate::pages::{
-    home::Home, migrations::Migrations, not_found::NotFound, observers::Observers, packets::Packets,
+    home::Home, migrations::Migrations, node::Node, nodes::Nodes, not_found::NotFound,
+    observers::Observers, packet::Packet, packets::Packets,
 };
 use crate::router::Router;
 
@@ -15,12 +16,25 @@ use crate::router::Router;
 pub(crate) fn App() -> impl IntoView {
     let router = Router::start();
     live::start();
-    let page = move || match router.path().trim_end_matches('/') {
-        "" => view! { <Home /> }.into_any(),
-        "/packets" => view! { <Packets /> }.into_any(),
-        "/migrations" => view! { <Migrations /> }.into_any(),
-        "/observers" => view! { <Observers /> }.into_any(),
-        _ => view! { <NotFound /> }.into_any(),
+    let page = move || {
+        let path = router.path();
+        let path = path.trim_end_matches('/');
+        match path {
+            "" => view! { <Home /> }.into_any(),
+            "/packets" => view! { <Packets /> }.into_any(),
+            "/nodes" => view! { <Nodes /> }.into_any(),
+            "/migrations" => view! { <Migrations /> }.into_any(),
+            "/observers" => view! { <Observers /> }.into_any(),
+            _ => {
+                if let Some(hash) = path.strip_prefix("/packets/") {
+                    view! { <Packet hash=hash.to_string() /> }.into_any()
+                } else if let Some(key) = path.strip_prefix("/nodes/") {
+                    view! { <Node key=key.to_string() /> }.into_any()
+                } else {
+                    view! { <NotFound /> }.into_any()
+                }
+            }
+        }
     };
     view! {
         <header class="top">
@@ -29,6 +43,7 @@ pub(crate) fn App() -> impl IntoView {
             </NavLink>
             <nav class="main-nav" aria-label="Pages">
                 <NavLink href="/packets">"Packets"</NavLink>
+                <NavLink href="/nodes">"Nodes"</NavLink>
                 <NavLink href="/observers">"Observers"</NavLink>
                 <NavLink href="/migrations">"Migrations"</NavLink>
             </nav>

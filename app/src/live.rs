@@ -156,7 +156,7 @@ fn open_stream(live: Live, last_event: &Rc<Cell<f64>>, polling: &Rc<Cell<bool>>)
             .dyn_ref::<MessageEvent>()
             .and_then(|m| m.data().as_string())
             .unwrap_or_default();
-        let read = serde_json::from_str::<Healthz>(&data)
+        let read = crate::api::parse::<Healthz>(&data)
             .map_err(|e| format!("/api/events: not healthz JSON: {e}"));
         live.health.set(Some(read));
     });

@@ -12,7 +12,16 @@ mod refresh;
 mod router;
 mod storage;
 
+/// Panics go to the browser console with their message and location (a
+/// smaller hook than `console_error_panic_hook`, which also walks the JS
+/// stack; the wasm has a size budget).
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("meshscope dashboard: {info}").into());
+    }));
+}
+
 fn main() {
-    console_error_panic_hook::set_once();
+    report_panics();
     leptos::mount::mount_to_body(app::App);
 }

@@ -22,12 +22,16 @@ fn session() -> Option<Storage> {
 pub(crate) fn load_dismissed() -> BTreeSet<String> {
     local()
         .and_then(|s| s.get_item(DISMISSED_KEY).ok().flatten())
-        .and_then(|json| serde_json::from_str(&json).ok())
+        .and_then(|json| crate::api::parse(&json).ok())
         .unwrap_or_default()
 }
 
 pub(crate) fn save_dismissed(keys: &BTreeSet<String>) {
-    if let (Some(s), Ok(json)) = (local(), serde_json::to_string(keys)) {
+    let json = serde_wasm_bindgen::to_value(keys)
+        .ok()
+        .and_then(|v| js_sys::JSON::stringify(&v).ok())
+        .and_then(|s| s.as_string());
+    if let (Some(s), Some(json)) = (local(), json) {
         let _ = s.set_item(DISMISSED_KEY, &json);
     }
 }

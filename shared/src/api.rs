@@ -168,7 +168,7 @@ pub struct DecodedPacket {
     pub hop_size: i64,
     /// The header path's hops (uppercase hex), first hop first.
     pub path: Vec<String>,
-    /// The payload's fields as text, in the decoder's order, for people
+    /// The payload's fields as text, sorted by name, for people
     /// (the server's answer also has them typed, as the `payload` object).
     pub fields: Vec<(String, String)>,
     pub raw_hex: String,

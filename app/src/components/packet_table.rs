@@ -1,6 +1,6 @@
-//! A table of packets (transmissions), shared by Home, Packets and a node's page.
+//! A table of packets (transmissions), shared by Home, Packets and a node's
+//! page; each hash links to the packet's page.
 
-use leptos::prelude::*;
 use shared::api::PacketRow;
 use shared::fmt::thousands;
 use shared::packet::payload_label;
@@ -8,7 +8,8 @@ use shared::timefmt::short_time;
 
 use crate::components::table::{table, Cell};
 
-pub(crate) fn packet_table(rows: Vec<PacketRow>) -> AnyView {
+/// The table as HTML text (see [`crate::components::table`]).
+pub(crate) fn packet_rows(rows: Vec<PacketRow>) -> String {
     let rows = rows
         .into_iter()
         .map(|p| {
@@ -18,7 +19,7 @@ pub(crate) fn packet_table(rows: Vec<PacketRow>) -> AnyView {
             };
             vec![
                 Cell::Text(payload_label(p.payload_type)),
-                Cell::Mono(p.hash),
+                Cell::Link(format!("/packets/{}", p.hash), p.hash, None),
                 Cell::Num(thousands(p.observation_count)),
                 Cell::Text(short_time(&p.first_seen)),
                 Cell::Text(last),

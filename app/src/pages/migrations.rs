@@ -12,7 +12,7 @@ use shared::migration::{whole_percent, Control, MigrationInfo, MigrationStatus};
 
 use crate::api::{self, ControlError};
 use crate::components::message::{load_error, loading, muted};
-use crate::components::status_badge::StatusBadge;
+use crate::components::table::esc;
 use crate::live::use_live;
 use crate::storage;
 use shared::timefmt::short_time;
@@ -187,6 +187,77 @@ pub(crate) fn Migrations() -> impl IntoView {
     }
 }
 
+/// One cell of a migration's row: HTML text from `f` (values escaped, see
+/// [`crate::components::table`]), set again whenever the record changes.
+/// Every text cell is this one view type.
+fn cell(
+    info: Memo<Option<MigrationInfo>>,
+    label: &'static str,
+    class: &'static str,
+    f: fn(&MigrationInfo) -> String,
+) -> impl IntoView {
+    view! {
+        <td data-label=label class=class inner_html=move || info.with(|m| m.as_ref().map(f).unwrap_or_default())></td>
+    }
+}
+
+fn status_html(m: &MigrationInfo) -> String {
+    let s = m.status.as_str();
+    format!(
+        "<span class=\"badge badge-{s}\">{s}</span><div class=\"small muted throttle-reason\">{}</div>",
+        esc(m.throttle_reason.as_deref().unwrap_or(""))
+    )
+}
+
+fn progress_html(m: &MigrationInfo) -> String {
+    let pct = whole_percent(m.rows_processed, m.rows_total);
+    format!(
+        "<progress max=\"100\" value=\"{pct}\" aria-label=\"{} progress\"></progress>\
+         <div class=\"small nowrap\">{pct}% · {} / {}</div>",
+        esc(&m.name),
+        thousands(m.rows_processed),
+        thousands(m.rows_total),
+    )
+}
+
+fn rate_html(m: &MigrationInfo) -> String {
+    match m.status {
+        MigrationStatus::Running | MigrationStatus::Throttled => {
+            format!("{}/s", rate(m.rate_per_sec))
+        }
+        _ => "—".into(),
+    }
+}
+
+fn eta_html(m: &MigrationInfo) -> String {
+    match (m.eta_sec, m.estimated_sec) {
+        (Some(eta), _) => duration_approx(eta),
+        (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
+        (None, None) => "—".into(),
+    }
+}
+
+fn times_html(m: &MigrationInfo) -> String {
+    let started = match (m.status, m.started_at.as_deref()) {
+        (MigrationStatus::Pending | MigrationStatus::Unowned, _) | (_, None) => {
+            "not started".into()
+        }
+        (_, Some(t)) => short_time(t),
+    };
+    let ended = m
+        .ended_at
+        .as_deref()
+        .map_or_else(String::new, |t| format!("ended {}", short_time(t)));
+    format!(
+        "<div>{}</div><div class=\"muted\">{}</div>",
+        esc(&started),
+        esc(&ended)
+    )
+}
+
+/// A migration's row. The controls are real buttons kept in place (never
+/// replaced under the pointer while progress streams in); the other cells
+/// are re-set from the record.
 #[component]
 fn MigrationRow(
     name: String,
@@ -206,18 +277,9 @@ fn MigrationRow(
             _ => None,
         })
     });
-    let cell = move |f: fn(&MigrationInfo) -> String| {
-        move || info.with(|m| m.as_ref().map(f).unwrap_or_default())
-    };
     let status = Memo::new(move |_| {
         info.with(|m| m.as_ref().map_or(MigrationStatus::Unknown, |m| m.status))
     });
-    let pct = move || {
-        info.with(|m| {
-            m.as_ref()
-                .map_or(0, |m| whole_percent(m.rows_processed, m.rows_total))
-        })
-    };
 
     let buttons = Control::ALL
         .into_iter()
@@ -238,47 +300,15 @@ fn MigrationRow(
         .collect_view();
 
     view! {
-        <tr data-migration=name.clone()>
-            <td data-label="Name" class="name">{name.clone()}</td>
-            <td data-label="Status">
-                {move || view! { <StatusBadge status=status.get() /> }}
-                <div class="small muted throttle-reason">{cell(|m| m.throttle_reason.clone().unwrap_or_default())}</div>
-            </td>
-            <td data-label="Progress">
-                <progress max="100" value=move || pct().to_string() aria-label=format!("{name} progress")></progress>
-                <div class="small nowrap">
-                    {cell(|m| {
-                        format!(
-                            "{}% · {} / {}",
-                            whole_percent(m.rows_processed, m.rows_total),
-                            thousands(m.rows_processed),
-                            thousands(m.rows_total),
-                        )
-                    })}
-                </div>
-            </td>
-            <td data-label="Rate" class="num nowrap">
-                {cell(|m| match m.status {
-                    MigrationStatus::Running | MigrationStatus::Throttled => {
-                        format!("{}/s", rate(m.rate_per_sec))
-                    }
-                    _ => "—".into(),
-                })}
-            </td>
-            <td data-label="ETA" class="nowrap">{cell(|m| match (m.eta_sec, m.estimated_sec) {
-                (Some(eta), _) => duration_approx(eta),
-                (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
-                (None, None) => "—".into(),
-            })}</td>
-            <td data-label="Started / ended">
-                <div>{cell(|m| match (m.status, m.started_at.as_deref()) {
-                    (MigrationStatus::Pending | MigrationStatus::Unowned, _) | (_, None) => "not started".into(),
-                    (_, Some(t)) => short_time(t),
-                })}</div>
-                <div class="muted">{cell(|m| m.ended_at.as_deref().map_or_else(String::new, |t| format!("ended {}", short_time(t))))}</div>
-            </td>
-            <td data-label="Attempts" class="num">{cell(|m| m.attempts.to_string())}</td>
-            <td data-label="Error" class="error-cell">{cell(|m| m.error.clone().unwrap_or_default())}</td>
+        <tr data-migration=name>
+            {cell(info, "Name", "name", |m| esc(&m.name))}
+            {cell(info, "Status", "", status_html)}
+            {cell(info, "Progress", "", progress_html)}
+            {cell(info, "Rate", "num nowrap", rate_html)}
+            {cell(info, "ETA", "nowrap", eta_html)}
+            {cell(info, "Started / ended", "", times_html)}
+            {cell(info, "Attempts", "num", |m| m.attempts.to_string())}
+            {cell(info, "Error", "error-cell", |m| esc(m.error.as_deref().unwrap_or("")))}
             <td data-label="Controls">
                 <div class="controls">{buttons}</div>
             </td>

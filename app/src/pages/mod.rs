@@ -2,6 +2,9 @@
 
 pub(crate) mod home;
 pub(crate) mod migrations;
+pub(crate) mod node;
+pub(crate) mod nodes;
 pub(crate) mod not_found;
 pub(crate) mod observers;
+pub(crate) mod packet;
 pub(crate) mod packets;

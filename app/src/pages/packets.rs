@@ -13,8 +13,9 @@ use shared::packet::PAYLOAD_TYPES;
 use wasm_bindgen::JsValue;
 
 use crate::api::get_json;
-use crate::components::message::{load_error, loading, muted};
-use crate::components::packet_table::packet_table;
+use crate::components::form::{input, pager, select};
+use crate::components::packet_table::packet_rows;
+use crate::components::table::{loaded, muted_html, Loaded};
 
 const PAGE: i64 = 50;
 
@@ -65,13 +66,41 @@ fn query(f: &Filters, cursor: Option<&str>) -> Result<String, String> {
     Ok(q)
 }
 
+/// A page of packets as HTML text: the range shown and the table, or why
+/// it is empty. `skipped`: rows on the pages before.
+fn render(p: PacketsPage, skipped: i64) -> String {
+    if p.packets.is_empty() {
+        return muted_html(if p.total == 0 && skipped == 0 {
+            "No packets match these filters."
+        } else {
+            "No more packets."
+        });
+    }
+    let first = skipped + 1;
+    let last = skipped + p.packets.len() as i64;
+    // An estimate can fall short of the rows already shown.
+    let total = if p.total_estimated {
+        format!("about {}", thousands(p.total.max(last)))
+    } else {
+        thousands(p.total)
+    };
+    format!(
+        "<p class=\"muted\" id=\"packets-range\">{} – {} of {total}</p>{}",
+        thousands(first),
+        thousands(last),
+        packet_rows(p.packets)
+    )
+}
+
 #[component]
 pub(crate) fn Packets() -> impl IntoView {
     let filters = RwSignal::new(Filters::default());
     // The cursors followed from the first page: the current page is read
     // with the last one (none: the first page).
     let cursors = RwSignal::new(Vec::<String>::new());
-    let page = RwSignal::new(None::<Result<PacketsPage, String>>);
+    // What the list shows, and the cursor of the page after it.
+    let text: Loaded = RwSignal::new(None);
+    let next = RwSignal::new(None::<String>);
     let observers = RwSignal::new(None::<Result<Vec<ObserverRow>, String>>);
     spawn_local(async move {
         observers.set(Some(get_json::<Vec<ObserverRow>>("/api/observers").await));
@@ -90,7 +119,9 @@ pub(crate) fn Packets() -> impl IntoView {
                 Err(e) => Err(e),
             };
             if latest.try_get_value() == Some(mine) {
-                page.set(Some(result));
+                next.set(result.as_ref().ok().and_then(|p| p.next_cursor.clone()));
+                let skipped = cursors.with_untracked(Vec::len) as i64 * PAGE;
+                text.set(Some(result.map(|p| render(p, skipped))));
             }
         });
     };
@@ -123,12 +154,11 @@ pub(crate) fn Packets() -> impl IntoView {
         load();
     };
 
-    let type_options = PAYLOAD_TYPES
+    let type_options: Vec<(String, String)> = PAYLOAD_TYPES
         .iter()
-        .map(|(_, name)| view! { <option value=*name>{*name}</option> })
-        .collect_view();
-    let observer_field = move || {
-        match observers.get() {
+        .map(|(_, name)| (name.to_string(), name.to_string()))
+        .collect();
+    let observer_field = move || match observers.get() {
         Some(Ok(list)) if !list.is_empty() => {
             let opts = list
                 .into_iter()
@@ -137,99 +167,47 @@ pub(crate) fn Packets() -> impl IntoView {
                         Some(n) => format!("{n} ({})", o.id),
                         None => o.id.clone(),
                     };
-                    view! { <option value=o.id>{label}</option> }
+                    (o.id, label)
                 })
-                .collect_view();
-            view! {
-                <select id="f-observer" bind:value=observer>
-                    <option value="">"Any"</option>
-                    {opts}
-                </select>
-            }
-            .into_any()
+                .collect();
+            select("f-observer", "Observer", opts, observer)
         }
         // The list could not be loaded (or is empty): the id can still be typed.
-        _ => view! { <input id="f-observer" type="text" placeholder="observer id" bind:value=observer /> }
-            .into_any(),
-    }
+        _ => input("f-observer", "Observer", "text", "observer id", observer),
     };
 
     view! {
         <h1>"Packets"</h1>
         <form class="filters" on:submit=apply>
-            <label for="f-type">"Type"</label>
-            <select id="f-type" bind:value=kind>
-                <option value="">"Any"</option>
-                {type_options}
-            </select>
-            <label for="f-observer">"Observer"</label>
+            {select("f-type", "Type", type_options, kind)}
             {observer_field}
-            <label for="f-hash">"Hash prefix"</label>
-            <input id="f-hash" type="text" inputmode="latin" autocomplete="off" bind:value=hash />
-            <label for="f-since">"From"</label>
-            <input id="f-since" type="datetime-local" bind:value=since />
-            <label for="f-until">"To"</label>
-            <input id="f-until" type="datetime-local" bind:value=until />
+            {input("f-hash", "Hash prefix", "text", "", hash)}
+            {input("f-since", "From", "datetime-local", "", since)}
+            {input("f-until", "To", "datetime-local", "", until)}
             <div class="filter-actions">
                 <button type="submit">"Apply"</button>
                 <button type="button" class="secondary" on:click=clear>"Clear"</button>
             </div>
         </form>
-        {move || match page.get() {
-            None => loading(),
-            Some(Err(e)) => load_error("packets", &e),
-            Some(Ok(p)) if p.packets.is_empty() => muted(
-                if p.total == 0 && cursors.with_untracked(Vec::is_empty) {
-                    "No packets match these filters."
-                } else {
-                    "No more packets."
-                },
-            ),
-            Some(Ok(p)) => {
-                let skipped = cursors.with_untracked(Vec::len) as i64 * PAGE;
-                let first = skipped + 1;
-                let last = skipped + p.packets.len() as i64;
-                // An estimate can fall short of the rows already shown.
-                let total = if p.total_estimated {
-                    format!("about {}", thousands(p.total.max(last)))
-                } else {
-                    thousands(p.total)
-                };
-                view! {
-                    <p class="muted" id="packets-range">{format!("{} – {} of {total}", thousands(first), thousands(last))}</p>
-                    {packet_table(p.packets)}
-                }.into_any()
-            }
-        }}
-        <nav class="pager" aria-label="Pages">
-            <button
-                disabled=move || cursors.with(Vec::is_empty)
-                on:click=move |_| {
-                    cursors.update(|c| {
-                        c.pop();
-                    });
+        {loaded("packets", text)}
+        {pager(
+            "‹ Newer",
+            "Older ›",
+            Signal::derive(move || cursors.with(Vec::is_empty)),
+            Signal::derive(move || next.with(Option::is_none)),
+            Callback::new(move |()| {
+                cursors.update(|c| {
+                    c.pop();
+                });
+                load();
+            }),
+            Callback::new(move |()| {
+                let next = next.get_untracked();
+                if let Some(next) = next {
+                    cursors.update(|c| c.push(next));
                     load();
                 }
-            >
-                "‹ Newer"
-            </button>
-            <button
-                disabled=move || {
-                    page.with(|p| !matches!(p, Some(Ok(p)) if p.next_cursor.is_some()))
-                }
-                on:click=move |_| {
-                    let next = page.with_untracked(|p| match p {
-                        Some(Ok(p)) => p.next_cursor.clone(),
-                        _ => None,
-                    });
-                    if let Some(next) = next {
-                        cursors.update(|c| c.push(next));
-                        load();
-                    }
-                }
-            >
-                "Older ›"
-            </button>
-        </nav>
+            }),
+        )}
     }
 }
