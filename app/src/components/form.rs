@@ -40,19 +40,33 @@ pub(crate) fn select(
     .into_any()
 }
 
-/// Back and forward buttons of a paged list.
+/// Back and forward buttons of a list paged by cursor: `cursors` are the
+/// ones followed from the first page (back pops one), `next` is the cursor
+/// of the page after the one shown (none: it is the last); `load` reads the
+/// page the last cursor names.
 pub(crate) fn pager(
     back: &'static str,
     forward: &'static str,
-    back_disabled: Signal<bool>,
-    forward_disabled: Signal<bool>,
-    on_back: Callback<()>,
-    on_forward: Callback<()>,
+    cursors: RwSignal<Vec<String>>,
+    next: RwSignal<Option<String>>,
+    load: Callback<()>,
 ) -> AnyView {
+    let go_back = move |_| {
+        cursors.update(|c| {
+            c.pop();
+        });
+        load.run(());
+    };
+    let go_forward = move |_| {
+        if let Some(n) = next.get_untracked() {
+            cursors.update(|c| c.push(n));
+            load.run(());
+        }
+    };
     view! {
         <nav class="pager" aria-label="Pages">
-            <button disabled=back_disabled on:click=move |_| on_back.run(())>{back}</button>
-            <button disabled=forward_disabled on:click=move |_| on_forward.run(())>{forward}</button>
+            <button disabled=move || cursors.with(Vec::is_empty) on:click=go_back>{back}</button>
+            <button disabled=move || next.with(Option::is_none) on:click=go_forward>{forward}</button>
         </nav>
     }
     .into_any()

@@ -136,23 +136,6 @@ pub(crate) fn Nodes() -> impl IntoView {
             </div>
         </form>
         {loaded("nodes", text)}
-        {pager(
-            "‹ Previous",
-            "Next ›",
-            Signal::derive(move || cursors.with(Vec::is_empty)),
-            Signal::derive(move || next.with(Option::is_none)),
-            Callback::new(move |()| {
-                cursors.update(|c| {
-                    c.pop();
-                });
-                load();
-            }),
-            Callback::new(move |()| {
-                if let Some(next) = next.get_untracked() {
-                    cursors.update(|c| c.push(next));
-                    load();
-                }
-            }),
-        )}
+        {pager("‹ Previous", "Next ›", cursors, next, Callback::new(move |()| load()))}
     }
 }

@@ -190,24 +190,6 @@ pub(crate) fn Packets() -> impl IntoView {
             </div>
         </form>
         {loaded("packets", text)}
-        {pager(
-            "‹ Newer",
-            "Older ›",
-            Signal::derive(move || cursors.with(Vec::is_empty)),
-            Signal::derive(move || next.with(Option::is_none)),
-            Callback::new(move |()| {
-                cursors.update(|c| {
-                    c.pop();
-                });
-                load();
-            }),
-            Callback::new(move |()| {
-                let next = next.get_untracked();
-                if let Some(next) = next {
-                    cursors.update(|c| c.push(next));
-                    load();
-                }
-            }),
-        )}
+        {pager("‹ Newer", "Older ›", cursors, next, Callback::new(move |()| load()))}
     }
 }

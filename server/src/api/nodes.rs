@@ -17,7 +17,9 @@ use shared::packet::{payload_type_name, RouteType};
 use shared::timefmt::format_unix_secs;
 
 use super::error::ApiError;
-use super::read::{bad, counts_ready, cursor, cursor_param, int_param, nonempty};
+use super::read::{
+    bad, counts_ready, cursor, cursor_param, int_param, nonempty, packet_row, packet_row_sql,
+};
 use super::AppState;
 use crate::decoder::{self, fields};
 
@@ -154,34 +156,6 @@ fn public_key(raw: &str) -> Result<String, ApiError> {
             "publicKey: must be 64 hex characters".into(),
         ))
     }
-}
-
-/// The transmissions columns a [`PacketRow`] is read from, as `t`.
-fn packet_row_sql(ready: bool) -> String {
-    let sightings = if ready {
-        "t.observation_count"
-    } else {
-        "(SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id)"
-    };
-    format!(
-        "t.id, t.hash, t.raw_hex, t.first_seen, t.last_seen, t.route_type, t.payload_type,
-         {sightings}, t.from_pubkey"
-    )
-}
-
-fn packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PacketRow> {
-    let last_seen: i64 = r.get(4)?;
-    Ok(PacketRow {
-        id: r.get(0)?,
-        hash: r.get(1)?,
-        raw_hex: r.get(2)?,
-        first_seen: r.get(3)?,
-        last_seen: (last_seen > 0).then(|| format_unix_secs(last_seen)),
-        route_type: r.get(5)?,
-        payload_type: r.get(6)?,
-        observation_count: r.get(7)?,
-        from_pubkey: r.get(8)?,
-    })
 }
 
 #[utoipa::path(get, path = "/api/nodes/{publicKey}", tag = "nodes",

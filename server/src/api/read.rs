@@ -621,36 +621,16 @@ fn query_packets(
         }
         None => where_sql(None),
     };
-    // The sighting count is read from the row once the counts are ready.
-    let sightings = if ready {
-        "t.observation_count"
-    } else {
-        "(SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id)"
-    };
     let sql = format!(
-        "SELECT t.id, t.hash, t.raw_hex, t.first_seen, t.last_seen, t.route_type, t.payload_type,
-                {sightings}, t.from_pubkey
-         FROM transmissions t {where_page} ORDER BY t.id {order} LIMIT ? OFFSET ?"
+        "SELECT {} FROM transmissions t {where_page} ORDER BY t.id {order} LIMIT ? OFFSET ?",
+        packet_row_sql(ready)
     );
     // One row more than the page, to know whether another page follows.
     page_args.push(SqlValue::Integer(q.limit + 1));
     page_args.push(SqlValue::Integer(q.offset));
     let mut stmt = c.prepare(&sql)?;
     let mut packets = stmt
-        .query_map(rusqlite::params_from_iter(page_args.iter()), |r| {
-            let last_seen: i64 = r.get(4)?;
-            Ok(PacketRow {
-                id: r.get(0)?,
-                hash: r.get(1)?,
-                raw_hex: r.get(2)?,
-                first_seen: r.get(3)?,
-                last_seen: (last_seen > 0).then(|| format_unix_secs(last_seen)),
-                route_type: r.get(5)?,
-                payload_type: r.get(6)?,
-                observation_count: r.get(7)?,
-                from_pubkey: r.get(8)?,
-            })
-        })?
+        .query_map(rusqlite::params_from_iter(page_args.iter()), packet_row)?
         .collect::<Result<Vec<_>, _>>()?;
     let more = packets.len() as i64 > q.limit;
     packets.truncate(q.limit as usize);
@@ -668,6 +648,37 @@ fn query_packets(
         offset: q.offset,
         next_cursor,
         total_estimated,
+    })
+}
+
+/// The columns of `transmissions t` a [`PacketRow`] is read from; the
+/// sighting count is read from the row once the counts are ready
+/// (`ready`), counted otherwise.
+pub(super) fn packet_row_sql(ready: bool) -> String {
+    let sightings = if ready {
+        "t.observation_count"
+    } else {
+        "(SELECT COUNT(*) FROM observations o WHERE o.transmission_id = t.id)"
+    };
+    format!(
+        "t.id, t.hash, t.raw_hex, t.first_seen, t.last_seen, t.route_type, t.payload_type,
+         {sightings}, t.from_pubkey"
+    )
+}
+
+/// A [`PacketRow`] from the columns of [`packet_row_sql`].
+pub(super) fn packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PacketRow> {
+    let last_seen: i64 = r.get(4)?;
+    Ok(PacketRow {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        raw_hex: r.get(2)?,
+        first_seen: r.get(3)?,
+        last_seen: (last_seen > 0).then(|| format_unix_secs(last_seen)),
+        route_type: r.get(5)?,
+        payload_type: r.get(6)?,
+        observation_count: r.get(7)?,
+        from_pubkey: r.get(8)?,
     })
 }
 

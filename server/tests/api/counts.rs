@@ -229,14 +229,7 @@ async fn a_corescope_file_gets_its_counts_backfilled_online_and_exact() {
     let mut fed_while_running = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, h) = app.get("/api/healthz").await;
-        let m = h["async_migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == COUNTS)
-            .cloned()
-            .unwrap_or(Value::Null);
+        let m = app.migration(COUNTS).await;
         if m["status"] == "running" || m["status"] == "throttled" {
             let (_, st) = app.get("/api/stats").await;
             assert_eq!(st["countsReady"], false, "{st}");

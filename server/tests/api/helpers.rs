@@ -191,6 +191,16 @@ impl TestApp {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
 
+    /// The migration `name` as `/api/healthz` lists it (`null` when absent).
+    pub async fn migration(&self, name: &str) -> Value {
+        let (_, h) = self.get("/api/healthz").await;
+        h["async_migrations"]
+            .as_array()
+            .and_then(|l| l.iter().find(|m| m["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
     /// A direct connection to the file, for checks the API does not expose.
     pub fn sql(&self) -> rusqlite::Connection {
         let c = rusqlite::Connection::open(&self.db).expect("open test db");

@@ -116,14 +116,7 @@ fn recount(c: &Connection) -> Vec<NodeTuple> {
 async fn wait_done(app: &TestApp, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, h) = app.get("/api/healthz").await;
-        let m = h["async_migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null);
+        let m = app.migration(name).await;
         if m["status"] == "done" {
             return;
         }
@@ -420,14 +413,7 @@ async fn a_corescope_file_gets_its_nodes_online_while_adverts_arrive() {
     let mut fed_while_running = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, h) = app.get("/api/healthz").await;
-        let m = h["async_migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == NODES)
-            .cloned()
-            .unwrap();
+        let m = app.migration(NODES).await;
         if m["status"] == "running" || m["status"] == "throttled" {
             fed_while_running |= m["rowsProcessed"].as_i64().unwrap_or(0) > 0;
         }
