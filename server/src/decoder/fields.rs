@@ -29,17 +29,19 @@ fn u32_le(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// REQ, RESPONSE, TXT_MSG: destination and source hash, MAC, ciphertext.
-fn addressed(b: &[u8]) -> Fields {
+/// REQ, RESPONSE, TXT_MSG (the rest is `encryptedData`) and PATH (the rest
+/// is `pathData`): destination and source hash, MAC, then the rest.
+fn addressed(b: &[u8], rest: &str) -> Fields {
     if b.len() < 4 {
         return too_short(b);
     }
-    obj(json!({
+    let mut f = obj(json!({
         "destHash": hex::encode(&b[0..1]),
         "srcHash": hex::encode(&b[1..2]),
         "mac": hex::encode(&b[2..4]),
-        "encryptedData": hex::encode(&b[4..]),
-    }))
+    }));
+    f.insert(rest.into(), json!(hex::encode(&b[4..])));
+    f
 }
 
 fn ack(b: &[u8]) -> Fields {
@@ -106,18 +108,6 @@ fn anon_req(b: &[u8]) -> Fields {
         "ephemeralPubKey": hex::encode(&b[1..33]),
         "mac": hex::encode(&b[33..35]),
         "encryptedData": hex::encode(&b[35..]),
-    }))
-}
-
-fn path_payload(b: &[u8]) -> Fields {
-    if b.len() < 4 {
-        return too_short(b);
-    }
-    obj(json!({
-        "destHash": hex::encode(&b[0..1]),
-        "srcHash": hex::encode(&b[1..2]),
-        "mac": hex::encode(&b[2..4]),
-        "pathData": hex::encode(&b[4..]),
     }))
 }
 
@@ -218,12 +208,12 @@ fn raw_custom(b: &[u8]) -> Fields {
 /// header's hop bytes (TRACE keeps SNRs there).
 pub fn payload_fields(payload_type: u8, payload: &[u8], header_path: &[u8]) -> Fields {
     match payload_type {
-        0..=2 => addressed(payload),
+        0..=2 => addressed(payload, "encryptedData"),
         3 => ack(payload),
         PAYLOAD_ADVERT => advert_fields(payload),
         5 | 6 => group(payload),
         7 => anon_req(payload),
-        8 => path_payload(payload),
+        8 => addressed(payload, "pathData"),
         PAYLOAD_TRACE => trace(payload, header_path),
         10 => multipart(payload),
         11 => control(payload),
