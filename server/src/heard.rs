@@ -17,11 +17,14 @@
 //! 4. ahead of `now` at all → `now` (a slightly fast clock);
 //! 5. otherwise the time given.
 //!
-//! Where meshscope differs: CoreScope silently uses ingest time for a
-//! timestamp of the wrong type or unparseable text; here that refuses the
-//! sighting (MQTT `bad_field`, HTTP 400), so a broken uploader is seen.
-//! An empty or null value counts as absent, as in CoreScope. Times are kept
-//! to the second (the observation's `timestamp` column), rounded down.
+//! Live ingest (MQTT) follows CoreScope all the way ([`lenient`]): a
+//! timestamp of the wrong type or unparseable text dates the sighting at
+//! receipt, like a missing one, and the reason is counted per source and
+//! observer ([`AtReceipt`]), so an observer whose software writes its time
+//! differently loses nothing and is still seen. `POST /api/ingest`,
+//! meshscope's own API, refuses a malformed `timestamp` with a 400 naming
+//! it. An empty or null value counts as absent, as in CoreScope. Times are
+//! kept to the second (the observation's `timestamp` column), rounded down.
 
 /// Furthest ahead of the server's clock a timestamp may be.
 pub const MAX_AHEAD_SECS: i64 = 14 * 3600;
@@ -61,7 +64,7 @@ pub fn parse(text: &str) -> Result<Timestamp, String> {
 }
 
 /// Why a timestamp was not used as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Clamped {
     /// Ahead, but by at most [`MAX_AHEAD_SECS`]: a fast clock, read as now.
     Ahead,
@@ -108,6 +111,63 @@ pub fn resolve(ts: Timestamp, now: i64) -> Heard {
         return Heard::Now(Clamped::Ahead);
     }
     Heard::At(ts.unix_ms.div_euclid(1000))
+}
+
+/// Why a live sighting was dated at receipt instead of by its observer's
+/// clock (each reason a counter per source and observer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AtReceipt {
+    /// No `timestamp` (or null, or empty).
+    Missing,
+    /// A `timestamp` that is not text (a number, say).
+    NotText,
+    /// Text that is not a time.
+    Unparseable,
+    /// A time the rule of the module header does not take as given.
+    Clamped(Clamped),
+}
+
+impl AtReceipt {
+    /// The `reason` label of counters and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtReceipt::Missing => "missing",
+            AtReceipt::NotText => "not_text",
+            AtReceipt::Unparseable => "unparseable",
+            AtReceipt::Clamped(Clamped::Ahead) => "ahead",
+            AtReceipt::Clamped(Clamped::TooFarAhead) => "too_far_ahead",
+            AtReceipt::Clamped(Clamped::TooOld) => "too_old",
+            AtReceipt::Clamped(Clamped::NaiveOffset) => "naive_offset",
+        }
+    }
+
+    /// Every reason, in the order they are shown.
+    pub const ALL: [AtReceipt; 7] = [
+        AtReceipt::Missing,
+        AtReceipt::NotText,
+        AtReceipt::Unparseable,
+        AtReceipt::Clamped(Clamped::Ahead),
+        AtReceipt::Clamped(Clamped::TooFarAhead),
+        AtReceipt::Clamped(Clamped::TooOld),
+        AtReceipt::Clamped(Clamped::NaiveOffset),
+    ];
+}
+
+/// Live ingest's rule (CoreScope's `resolveRxTime`): the unix second the
+/// observer heard the packet, or why the ingest time stands in.
+pub fn lenient(value: Option<&serde_json::Value>, now: i64) -> Result<i64, AtReceipt> {
+    use serde_json::Value;
+    let text = match value {
+        None | Some(Value::Null) => return Err(AtReceipt::Missing),
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(AtReceipt::Missing),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(AtReceipt::NotText),
+    };
+    let ts = parse(text).map_err(|_| AtReceipt::Unparseable)?;
+    match resolve(ts, now) {
+        Heard::At(t) => Ok(t),
+        Heard::Now(why) => Err(AtReceipt::Clamped(why)),
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +225,29 @@ mod tests {
             );
         }
         assert_eq!(resolve(naive(NOW + 60), NOW), Heard::Now(Clamped::Ahead));
+    }
+
+    #[test]
+    fn live_ingest_dates_every_unusable_timestamp_at_receipt_with_its_reason() {
+        use serde_json::json;
+        let at = |v: serde_json::Value| lenient(Some(&v), NOW);
+        assert_eq!(lenient(None, NOW), Err(AtReceipt::Missing));
+        assert_eq!(at(json!(null)), Err(AtReceipt::Missing));
+        assert_eq!(at(json!(" ")), Err(AtReceipt::Missing));
+        assert_eq!(at(json!(1_800_000_000)), Err(AtReceipt::NotText));
+        assert_eq!(at(json!({"t": 1})), Err(AtReceipt::NotText));
+        assert_eq!(at(json!("yesterday")), Err(AtReceipt::Unparseable));
+        let two_days = shared::timefmt::format_unix_secs(NOW + 2 * 86_400);
+        assert_eq!(
+            at(json!(two_days)),
+            Err(AtReceipt::Clamped(Clamped::TooFarAhead))
+        );
+        let good = shared::timefmt::format_unix_secs(NOW - 60);
+        assert_eq!(at(json!(good)), Ok(NOW - 60));
+        let labels: Vec<_> = AtReceipt::ALL.iter().map(|r| r.as_str()).collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(labels.len(), unique.len());
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! `observations(transmission_id)` index) so it also holds on CoreScope files
 //! that lack the unique dedup index.
 //!
+//! Each new transmission is stored with CoreScope's `decoded_json` and
+//! `channel_hash` ([`crate::decoder::corescope`]), so CoreScope reads it as
+//! its own; a repeated sighting updates the first one's signal figures as
+//! CoreScope's `ON CONFLICT … DO UPDATE` does.
+//!
 //! The time a sighting was heard is the observer's `timestamp` when the
 //! sighting carries one that [`crate::heard`] accepts, else the ingest time:
 //! it dates the observation, a new transmission's `first_seen`, and raises
@@ -39,6 +44,9 @@ pub struct Sighting {
     pub payload_type: i64,
     pub payload_version: i64,
     pub from_pubkey: Option<String>,
+    /// CoreScope's `decoded_json` and `channel_hash` for the packet.
+    pub decoded_json: String,
+    pub channel_hash: Option<String>,
     pub path_json: String,
     pub snr: Option<f64>,
     pub rssi: Option<f64>,
@@ -139,12 +147,15 @@ impl RawSighting {
             }
             None => None,
         };
+        let stored = decoder::corescope::stored(&packet, decoder::corescope::default_keys());
         Ok(Sighting {
             observer: self.observer,
             observer_name: self.observer_name,
             iata,
             raw_hex: hex::encode_upper(&bytes),
             hash: packet.hash(),
+            decoded_json: stored.decoded_json,
+            channel_hash: stored.channel_hash,
             route_type: packet.route_type as i64,
             payload_type: i64::from(packet.payload_type),
             payload_version: i64::from(packet.payload_version),
@@ -260,6 +271,10 @@ pub(crate) struct ObserverUpdate<'a> {
     pub(crate) seen_at: Option<&'a str>,
     pub(crate) model: Option<&'a str>,
     pub(crate) firmware: Option<&'a str>,
+    pub(crate) client_version: Option<&'a str>,
+    pub(crate) radio: Option<&'a str>,
+    /// When it last sent a packet (a sighting, not a status report).
+    pub(crate) packet_at: Option<&'a str>,
     pub(crate) battery_mv: Option<i64>,
     pub(crate) uptime_secs: Option<i64>,
     pub(crate) noise_floor: Option<f64>,
@@ -280,19 +295,28 @@ pub(crate) fn upsert_observer(
     if known.is_none() {
         counts::add(conn, counts::counter::OBSERVERS, 1)?;
     }
+    // CoreScope scans `name` into a Go string: an observer without one is
+    // stored with '' (as CoreScope's ingestor stores it), never NULL. Being
+    // heard clears CoreScope's `inactive` mark; a packet dates
+    // `last_packet_at`.
     conn.prepare_cached(
         "INSERT INTO observers (id, name, iata, first_seen, last_seen, packet_count,
-            model, firmware, battery_mv, uptime_secs, noise_floor)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)
+            model, firmware, client_version, radio, battery_mv, uptime_secs, noise_floor,
+            last_packet_at)
+         VALUES (?1, COALESCE(?2, ''), ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(id) DO UPDATE SET
-            name = COALESCE(excluded.name, observers.name),
+            name = COALESCE(NULLIF(excluded.name, ''), observers.name, ''),
             iata = COALESCE(excluded.iata, observers.iata),
             last_seen = COALESCE(excluded.last_seen, observers.last_seen),
             model = COALESCE(excluded.model, observers.model),
             firmware = COALESCE(excluded.firmware, observers.firmware),
+            client_version = COALESCE(excluded.client_version, observers.client_version),
+            radio = COALESCE(excluded.radio, observers.radio),
             battery_mv = COALESCE(excluded.battery_mv, observers.battery_mv),
             uptime_secs = COALESCE(excluded.uptime_secs, observers.uptime_secs),
-            noise_floor = COALESCE(excluded.noise_floor, observers.noise_floor)
+            noise_floor = COALESCE(excluded.noise_floor, observers.noise_floor),
+            last_packet_at = COALESCE(excluded.last_packet_at, observers.last_packet_at),
+            inactive = CASE WHEN excluded.last_seen IS NULL THEN observers.inactive ELSE 0 END
          RETURNING rowid",
     )?
     .query_row(
@@ -304,9 +328,12 @@ pub(crate) fn upsert_observer(
             u.seen_at,
             u.model,
             u.firmware,
+            u.client_version,
+            u.radio,
             u.battery_mv,
             u.uptime_secs,
-            u.noise_floor
+            u.noise_floor,
+            u.packet_at
         ],
         |r| r.get(0),
     )
@@ -341,6 +368,7 @@ pub fn apply(
                 name: s.observer_name.as_deref(),
                 iata: s.iata.as_deref(),
                 seen_at: Some(&now_text),
+                packet_at: Some(&now_text),
                 ..Default::default()
             },
             &now_text,
@@ -364,8 +392,8 @@ pub fn apply(
                 out.new_transmissions += 1;
                 tx.prepare_cached(
                     "INSERT INTO transmissions (raw_hex, hash, first_seen, route_type, payload_type,
-                        payload_version, from_pubkey, last_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                        payload_version, decoded_json, channel_hash, from_pubkey, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
                 )?
                 .query_row(
                     params![
@@ -375,6 +403,8 @@ pub fn apply(
                         s.route_type,
                         s.payload_type,
                         s.payload_version,
+                        s.decoded_json,
+                        s.channel_hash,
                         s.from_pubkey,
                         heard
                     ],
@@ -412,7 +442,15 @@ pub fn apply(
             .query_row(params![tx_id, observer_idx, s.path_json], |r| r.get(0))
             .optional()?;
         out.accepted += 1;
-        if dup.is_some() {
+        if let Some(dup) = dup {
+            // The same sighting again, merged as CoreScope's ingestor merges
+            // it: the first row stays, its signal figures take a new value
+            // when there is one.
+            tx.prepare_cached(
+                "UPDATE observations SET snr = COALESCE(?2, snr), rssi = COALESCE(?3, rssi),
+                    score = COALESCE(?4, score) WHERE id = ?1",
+            )?
+            .execute(params![dup, s.snr, s.rssi, s.score])?;
             out.duplicates += 1;
             continue;
         }
@@ -457,9 +495,12 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// A FLOOD ADVERT: key, timestamp, a 64-byte signature, no app data.
     const ADVERT_HEX: &str = "1100\
         0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\
-        aabbccdd";
+        aabbccdd\
+        eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\
+        eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 
     #[test]
     fn single_object_and_array_parse() {

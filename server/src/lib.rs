@@ -13,6 +13,7 @@ pub mod health;
 pub mod heard;
 pub mod http;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod migrate;
 pub mod mqtt;

@@ -183,6 +183,8 @@ impl WriterHealth {
 /// Handle to the writer thread.
 pub struct Writer {
     tx: flume::Sender<Command>,
+    /// Rows another program added, noticed by a write (see `db::marks`).
+    foreign: crate::db::marks::Notice,
     room: std::sync::Arc<tokio::sync::Semaphore>,
     join: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<crate::db::Checkpointer>>,
@@ -200,19 +202,25 @@ impl Writer {
         let (tx, rx) = flume::bounded(QUEUE_CAPACITY);
         let health = WriterHealth::default();
         let thread_health = health.clone();
+        let foreign = crate::db::marks::Notice::default();
+        let thread_foreign = foreign.clone();
         let join = std::thread::Builder::new()
             .name("meshscope-writer".into())
             .spawn(move || {
                 let ended = catch_unwind(AssertUnwindSafe(|| {
-                    run(conn, &rx, engine, on_wait.as_ref());
+                    run(conn, &rx, engine, on_wait.as_ref(), &thread_foreign);
                 }));
                 match ended {
                     Ok(()) => thread_health.set(WriterState::Stopped),
                     Err(p) => {
+                        // The state first: healthz and `serve` must learn it
+                        // whatever happens to the log line.
                         let msg = crate::panics::message(&*p);
-                        tracing::error!(panic = %msg, "the writer thread panicked and stopped; \
-                            meshscope cannot write any more");
                         thread_health.set(WriterState::Dead(format!("writer panicked: {msg}")));
+                        let _ = catch_unwind(|| {
+                            tracing::error!(panic = %msg, "the writer thread panicked and stopped; \
+                                meshscope cannot write any more");
+                        });
                     }
                 }
                 // The writer role ends with the writer thread.
@@ -220,6 +228,7 @@ impl Writer {
             })?;
         Ok(Writer {
             tx,
+            foreign,
             room: std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUE_SIGHTINGS)),
             join: Mutex::new(Some(join)),
             checkpointer: Mutex::new(None),
@@ -237,6 +246,12 @@ impl Writer {
 
     pub fn health(&self) -> &WriterHealth {
         &self.health
+    }
+
+    /// Where writes run through [`Writer::exec`] note rows another program
+    /// added (see `db::marks::check`).
+    pub(crate) fn foreign_notice(&self) -> crate::db::marks::Notice {
+        self.foreign.clone()
     }
 
     /// Queues `cmd` and waits for its answer on `rx`.
@@ -394,11 +409,15 @@ fn injected_writer_panic() -> bool {
         && std::env::var("MESHSCOPE_TEST_FAULT").is_ok_and(|v| v == "writer-panic")
 }
 
+/// How often an idle writer looks whether another program wrote the file.
+const FOREIGN_POLL: Duration = Duration::from_secs(1);
+
 fn run(
     mut conn: Connection,
     rx: &flume::Receiver<Command>,
     mut engine: Engine,
     on_wait: Option<&WaitObserver>,
+    foreign: &crate::db::marks::Notice,
 ) {
     let fault = injected_writer_panic();
     let mut batch: Vec<PendingIngest> = Vec::new();
@@ -406,20 +425,35 @@ fn run(
     // `Engine::set_contention`).
     let queued = rx.clone();
     engine.set_contention(std::sync::Arc::new(move || !queued.is_empty()));
+    let mut version = crate::db::marks::data_version(&conn).ok();
     loop {
-        // Wait for the first command, or until background work is due.
-        let first = match engine.next_due() {
-            Some(due) if due <= Instant::now() => rx.try_recv().ok(),
-            Some(due) => match rx.recv_deadline(due) {
+        // Wait for the first command, or until background work is due (or,
+        // idle, until it is time to look for another program's writes).
+        let due = engine
+            .next_due()
+            .unwrap_or_else(|| Instant::now() + FOREIGN_POLL);
+        let first = if due <= Instant::now() {
+            rx.try_recv().ok()
+        } else {
+            match rx.recv_deadline(due) {
                 Ok(cmd) => Some(cmd),
                 Err(flume::RecvTimeoutError::Timeout) => None,
                 Err(flume::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(cmd) => Some(cmd),
-                Err(_) => break,
-            },
+            }
         };
+        // Another connection committed: see whether it added rows.
+        let now_version = crate::db::marks::data_version(&conn).ok();
+        if now_version != version {
+            version = now_version;
+            match crate::db::marks::changed(&conn) {
+                Ok(Some(what)) => foreign.note(what),
+                Ok(None) => {}
+                Err(e) => crate::ratelimit::warn_limited(
+                    "marks",
+                    &format!("cannot look for another program's writes: {e}"),
+                ),
+            }
+        }
         // Drain everything queued now: ingest goes first, as one group.
         let mut stop = false;
         let mut next = first;
@@ -451,11 +485,11 @@ fn run(
                     });
                 }
                 Command::Exec(job) => {
-                    commit_group(&mut conn, &mut batch, engine.upkeep());
+                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
                     guarded(&mut conn, "job", |c| job(c));
                 }
                 Command::Engine(job) => {
-                    commit_group(&mut conn, &mut batch, engine.upkeep());
+                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
                     guarded(&mut conn, "engine job", |c| job(c, &mut engine));
                 }
                 Command::Shutdown => {
@@ -464,7 +498,12 @@ fn run(
                 }
             }
         }
-        commit_group(&mut conn, &mut batch, engine.upkeep());
+        commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
+        if let Some(what) = foreign.take() {
+            guarded(&mut conn, "foreign writes", |c| {
+                engine.foreign_writes(c, &what);
+            });
+        }
         if stop {
             break;
         }
@@ -499,7 +538,7 @@ fn run(
             Command::Shutdown => {}
         }
     }
-    commit_group(&mut conn, &mut batch, engine.upkeep());
+    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
     guarded(&mut conn, "engine shutdown", |c| engine.shutdown(c));
     tracing::info!("writer stopped");
 }
@@ -537,12 +576,19 @@ fn rollback_leftover(conn: &Connection, what: &str) {
 /// savepoint, and answers each request. A request whose rows fail is rolled
 /// back alone; an error of the whole database (full disk, lock held
 /// elsewhere) or a failed commit fails every request of the group with it.
-fn commit_group(conn: &mut Connection, batch: &mut Vec<PendingIngest>, upkeep: Upkeep) {
+fn commit_group(
+    conn: &mut Connection,
+    batch: &mut Vec<PendingIngest>,
+    upkeep: Upkeep,
+    foreign: &crate::db::marks::Notice,
+) {
     if batch.is_empty() {
         return;
     }
     let pending = std::mem::take(batch);
-    let outcome = catch_unwind(AssertUnwindSafe(|| apply_group(conn, &pending, upkeep)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        apply_group(conn, &pending, upkeep, foreign)
+    }));
     rollback_leftover(conn, "ingest group");
     let results: Vec<Result<IngestResponse, WriteError>> = match outcome {
         Ok(Ok(results)) => results,
@@ -571,9 +617,13 @@ fn apply_group(
     conn: &mut Connection,
     pending: &[PendingIngest],
     upkeep: Upkeep,
+    foreign: &crate::db::marks::Notice,
 ) -> Result<Vec<Result<IngestResponse, WriteError>>, WriteError> {
     let mut results = Vec::with_capacity(pending.len());
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Rows another program added since meshscope's last write are noticed
+    // before this group adds its own (see `db::marks`).
+    crate::db::marks::check(&tx, foreign)?;
     for p in pending {
         let sp = tx.savepoint()?;
         match ingest::apply(&sp, &p.items, p.now_secs, upkeep) {
@@ -593,6 +643,7 @@ fn apply_group(
             }
         }
     }
+    crate::db::marks::record(&tx)?;
     tx.commit()?;
     Ok(results)
 }

@@ -89,6 +89,37 @@ pub struct ObserverRow {
     pub iata: Option<String>,
     pub last_seen: Option<String>,
     pub packet_count: i64,
+    /// Live packets from this observer dated at receipt because their
+    /// `timestamp` could not be used, by reason (`not_text`, `unparseable`,
+    /// `ahead`, `too_far_ahead`, `too_old`, `naive_offset`), since this
+    /// server started; absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dated_at_receipt: std::collections::BTreeMap<String, u64>,
+}
+
+impl ObserverRow {
+    /// What the Observers page says of this observer's timestamps, when
+    /// some of its packets were dated at receipt: e.g. "sends unparseable
+    /// timestamps; dated at receipt".
+    pub fn time_note(&self) -> Option<String> {
+        let words: Vec<&str> = self
+            .dated_at_receipt
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(reason, _)| {
+                Some(match reason.as_str() {
+                    "not_text" => "sends timestamps that are not text",
+                    "unparseable" => "sends unparseable timestamps",
+                    "ahead" => "sends times ahead of this server's clock",
+                    "too_far_ahead" => "sends times far in the future",
+                    "too_old" => "sends times over 30 days old",
+                    "naive_offset" => "sends local times without a zone",
+                    _ => return None,
+                })
+            })
+            .collect();
+        (!words.is_empty()).then(|| format!("{}; dated at receipt", words.join(", ")))
+    }
 }
 
 /// One node of the network, as its ADVERTs describe it (`GET /api/nodes`).
@@ -224,6 +255,11 @@ pub struct SourceLiveness {
     /// trust); absent once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Packets dated at receipt because their `timestamp` could not be used,
+    /// by reason (`missing`, `not_text`, `unparseable`, `ahead`,
+    /// `too_far_ahead`, `too_old`, `naive_offset`); absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dated_at_receipt: std::collections::BTreeMap<String, u64>,
 }
 
 /// `GET /api/healthz`.

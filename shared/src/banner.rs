@@ -679,6 +679,7 @@ mod tests {
                 rejected: 0,
                 stalled: None,
                 last_error: None,
+                dated_at_receipt: Default::default(),
             },
         );
         h.ingest_liveness = Some(sources);

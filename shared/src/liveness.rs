@@ -72,6 +72,7 @@ mod tests {
                 rejected: 0,
                 stalled: None,
                 last_error: None,
+                dated_at_receipt: Default::default(),
             },
         )])
     }
@@ -151,6 +152,7 @@ mod tests {
                 rejected: 0,
                 stalled: None,
                 last_error: None,
+                dated_at_receipt: Default::default(),
             },
         );
         assert_eq!(

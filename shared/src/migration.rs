@@ -375,7 +375,15 @@ impl MigrationInfo {
         );
         let ts_broken = !problems.is_empty();
 
-        let mut error = rec.error.clone().filter(|e| !e.is_empty());
+        // An error left in a row that is no longer failing (another writer,
+        // a hand edit, a run that finished after a retry) is not shown: only
+        // a failure has an error, and a pause its reason.
+        let mut error = rec.error.clone().filter(|e| !e.is_empty()).filter(|_| {
+            matches!(
+                status,
+                MigrationStatus::Failed | MigrationStatus::Paused | MigrationStatus::Unknown
+            )
+        });
         let throttle_reason = rec
             .throttle_reason
             .clone()
@@ -434,7 +442,13 @@ impl MigrationInfo {
             elapsed_sec,
             rate_per_sec: rate,
             eta_sec: eta,
-            percent: percent(rec.rows_processed, rec.rows_total),
+            // Done is all of it, whatever the counts (a run with nothing to
+            // process is 0 of 0).
+            percent: if status == MigrationStatus::Done {
+                100.0
+            } else {
+                percent(rec.rows_processed, rec.rows_total)
+            },
             error,
             throttled_until: throttle_reason.as_ref().and(rec.throttled_until.clone()),
             throttle_reason,
@@ -721,6 +735,28 @@ mod tests {
             err.contains("disk I/O error") && err.contains("endedAt"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_leftover_error_shows_only_on_a_failure_or_a_pause() {
+        for (stored, shown) in [
+            ("done", false),
+            ("pending_async", false),
+            ("running", false),
+            ("cancelled", false),
+            ("failed", true),
+            ("paused", true),
+        ] {
+            let mut r = rec(stored);
+            r.error = Some("stale".into());
+            let info = MigrationInfo::from_record(&r, 0, MS);
+            assert_eq!(
+                info.error.as_deref() == Some("stale"),
+                shown,
+                "{stored}: {:?}",
+                info.error
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn render(list: Vec<ObserverRow>) -> String {
     let rows = list
         .into_iter()
         .map(|o| {
+            let note = o.time_note().unwrap_or_default();
             vec![
                 Cell::Two(o.name.clone().unwrap_or_else(|| o.id.clone()), o.id),
                 Cell::Text(o.iata.unwrap_or_else(|| "—".into())),
@@ -26,12 +27,13 @@ fn render(list: Vec<ObserverRow>) -> String {
                         .unwrap_or_else(|| "never".into()),
                 ),
                 Cell::Num(thousands(o.packet_count)),
+                Cell::Text(note),
             ]
         })
         .collect();
     table(
         "observers-table",
-        &["Observer", "Region", "Last seen", "#Packets"],
+        &["Observer", "Region", "Last seen", "#Packets", "Timestamps"],
         rows,
     )
 }

@@ -326,11 +326,19 @@ fn undecodable(row: PacketRow, why: String) -> PacketBody {
     body(packet, payload)
 }
 
+/// The packet `hash` names: its current lowercase hash, the uppercase one
+/// older CoreScope versions stored, or a hash `hash_rehash_v1` replaced.
 fn read_packet(c: &Connection, hash: &str) -> Result<Option<PacketDetail>, ApiError> {
     let Some(row) = c
         .prepare_cached(&format!(
-            "SELECT {} FROM transmissions t WHERE t.hash = ?1",
+            "SELECT {} FROM transmissions t WHERE t.hash = ?1 OR t.hash = upper(?1)
+             UNION ALL
+             SELECT {} FROM transmissions t WHERE t.id =
+                (SELECT transmission_id FROM _meshscope_hash_aliases
+                 WHERE hash = ?1 OR hash = upper(?1) LIMIT 1)
+             LIMIT 1",
             // Counted here: one packet's sightings are few.
+            packet_row_sql(false),
             packet_row_sql(false)
         ))?
         .query_row([hash], packet_row)

@@ -373,20 +373,15 @@ impl PacketQuery {
     }
 }
 
-/// The smallest hex string above every string that starts with `prefix`
-/// (`None` when there is none: all `f`s), for an index range on `hash`.
+/// A string above every hex string that starts with `prefix` and below
+/// the next prefix of its length, for an index range on `hash`: the last
+/// character moved up by one (`9` to `:`, `f` to `g`, `F` to `G`, none of
+/// which a hash holds). `None` for an empty prefix.
 fn hex_prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<u8> = prefix.bytes().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last {
-            b'0'..=b'8' | b'a'..=b'e' => last + 1,
-            b'9' => b'a',
-            _ => continue, // 'f': carry into the previous digit
-        };
-        chars.push(next);
-        return String::from_utf8(chars).ok();
-    }
-    None
+    let last = chars.pop()?;
+    chars.push(last + 1);
+    String::from_utf8(chars).ok()
 }
 
 #[utoipa::path(get, path = "/api/packets", tag = "packets",
@@ -478,13 +473,15 @@ fn query_packets(
         observer = Some(filter);
     }
     if let Some(h) = &q.hash {
-        // A range on the hash index, not a LIKE that cannot use it.
-        clauses.push("t.hash >= ?");
-        args.push(SqlValue::Text(h.clone()));
-        if let Some(end) = hex_prefix_end(h) {
-            clauses.push("t.hash < ?");
+        // Ranges on the hash index, not a LIKE that cannot use it: one for
+        // the lowercase hashes of the current rule, one for the uppercase
+        // ones older CoreScope versions stored.
+        for prefix in [h.to_ascii_lowercase(), h.to_ascii_uppercase()] {
+            let end = hex_prefix_end(&prefix).unwrap_or_default();
+            args.push(SqlValue::Text(prefix));
             args.push(SqlValue::Text(end));
         }
+        clauses.push("((t.hash >= ? AND t.hash < ?) OR (t.hash >= ? AND t.hash < ?))");
     }
     if let Some(pt) = q.payload_type {
         clauses.push("t.payload_type = ?");
@@ -751,10 +748,11 @@ pub(super) async fn observers(
 ) -> Result<Response, ApiError> {
     let limit = int_param(&q, "limit", 1_000, 1, 5_000)?;
     let after = cursor_param(&q, "o", 2)?;
+    let times = state.ingest_liveness.observer_times();
     let (list, next) = state
         .read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, name, iata, last_seen, COALESCE(packet_count, 0),
+                "SELECT id, NULLIF(name, ''), iata, last_seen, COALESCE(packet_count, 0),
                         COALESCE(last_seen, '') AS seen
                  FROM observers
                  WHERE ?1 IS NULL OR COALESCE(last_seen, '') < ?1
@@ -774,6 +772,7 @@ pub(super) async fn observers(
                             iata: r.get(2)?,
                             last_seen: r.get(3)?,
                             packet_count: r.get(4)?,
+                            dated_at_receipt: Default::default(),
                         },
                         r.get::<_, String>(5)?,
                     ))
@@ -787,8 +786,45 @@ pub(super) async fn observers(
                         .map(|(o, seen)| cursor::encode("o", &[seen, &o.id]))
                 })
                 .flatten();
-            Ok((rows.into_iter().map(|(o, _)| o).collect::<Vec<_>>(), next))
+            let list = rows
+                .into_iter()
+                .map(|(mut o, _)| {
+                    if let Some(t) = times.get(&o.id) {
+                        o.dated_at_receipt =
+                            t.iter().map(|(k, v)| ((*k).to_string(), *v)).collect();
+                    }
+                    o
+                })
+                .collect::<Vec<_>>();
+            Ok((list, next))
         })
         .await?;
     Ok(with_next(Json(list).into_response(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_prefix_end;
+
+    #[test]
+    fn hash_prefix_ranges_hold_exactly_the_prefix_in_its_case() {
+        for (prefix, inside, outside) in [
+            ("ab", "abff00", "ac0000"),
+            ("a9", "a9ffff", "aa0000"),
+            ("ff", "ffffff", "g"),
+            ("FF", "FFFFFF", "ff0000"),
+            ("12AB", "12ABFF", "12ac00"),
+        ] {
+            let end = hex_prefix_end(prefix).unwrap();
+            assert!(
+                inside >= prefix && inside < end.as_str(),
+                "{prefix} {inside}"
+            );
+            assert!(
+                !(outside >= prefix && outside < end.as_str()),
+                "{prefix} {outside}"
+            );
+        }
+        assert_eq!(hex_prefix_end(""), None);
+    }
 }

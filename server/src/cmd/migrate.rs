@@ -208,7 +208,7 @@ pub(crate) fn dry_run(db: &Path, names: &[String], cfg: &EngineConfig) -> anyhow
                 (0, max_id, m.count(&tx, max_id)?)
             }
         };
-        let est = migrate::preflight(&tx, &*m, cfg, after, max_id)
+        let est = migrate::preflight(&tx, &*m, cfg, after, max_id, migrate::Upkeep::ALL)
             .with_context(|| format!("{}: the sample chunks failed", m.name()))?;
         lines.push(format!(
             "{:<28}  {:<9}  {:>12}  {} ({:.2} s)",

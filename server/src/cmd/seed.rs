@@ -252,8 +252,8 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
     {
         let mut ins_tx = tx.prepare(
             "INSERT INTO transmissions (raw_hex, hash, first_seen, route_type, payload_type,
-                payload_version, decoded_json, from_pubkey, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+                payload_version, decoded_json, channel_hash, from_pubkey, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
         )?;
         let mut ins_obs = tx.prepare(
             "INSERT INTO observations (transmission_id, observer_idx, direction, snr, rssi, score,
@@ -263,9 +263,11 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
         let mut pick: Vec<usize> = (0..n_obs).collect();
         for i in 0..n {
             let t = start + (i as i64 * span) / n as i64;
-            let (raw, decoded_json) = random_packet(&mut rng, i, t, &nodes);
+            let raw = random_packet(&mut rng, i, t, &nodes);
             let p = decoder::decode(&raw)
                 .unwrap_or_else(|e| unreachable!("seed packets are valid: {e}"));
+            // What CoreScope would store for it, as live ingest stores it.
+            let stored = decoder::corescope::stored(&p, decoder::corescope::default_keys());
             let orphan = rng.random_range(0..100) == 0;
             let k = if orphan {
                 orphans += 1;
@@ -291,7 +293,8 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
                 format_unix_secs(t),
                 p.route_type as i64,
                 i64::from(p.payload_type),
-                decoded_json,
+                stored.decoded_json,
+                stored.channel_hash,
                 from_pubkey,
                 last_seen
             ])?;
@@ -326,6 +329,9 @@ fn generate(conn: &mut Connection, opts: &SeedOptions) -> Result<SeedReport, See
     for spec in schema::INDEXES.iter().filter(|s| s.table == "observations") {
         tx.execute_batch(spec.create_sql)?;
     }
+    // meshscope wrote these rows: a server starting on the file must not
+    // take them for another program's.
+    meshscope::db::marks::record(&tx)?;
     tx.commit()?;
     pb.finish_and_clear();
     Ok(SeedReport {
@@ -345,14 +351,9 @@ struct SeedNode {
     location: Option<(f64, f64)>,
 }
 
-/// One valid packet and, for ADVERTs, its decoded JSON. Payloads carry the
-/// packet's index so every packet (and so every hash) is distinct.
-fn random_packet(
-    rng: &mut SmallRng,
-    i: u64,
-    t: i64,
-    nodes: &[SeedNode],
-) -> (Vec<u8>, Option<String>) {
+/// One valid packet. Payloads carry the packet's index so every packet
+/// (and so every hash) is distinct.
+fn random_packet(rng: &mut SmallRng, i: u64, t: i64, nodes: &[SeedNode]) -> Vec<u8> {
     let roll = rng.random_range(0..100);
     let payload_type: u8 = match roll {
         0..25 => PAYLOAD_ADVERT,
@@ -375,23 +376,11 @@ fn random_packet(
         .map(|_| (0..hop_size).map(|_| rng.random()).collect())
         .collect();
     let hops: Vec<&[u8]> = hop_bytes.iter().map(Vec::as_slice).collect();
-    let mut decoded = None;
     let payload: Vec<u8> = if payload_type == PAYLOAD_ADVERT {
         let n = &nodes[rng.random_range(0..nodes.len())];
         let mut p = advert::encode(&n.key, t as u32, n.node_type, n.location, Some(&n.name));
         // The packet's index in the signature keeps every advert distinct.
         p[36..40].copy_from_slice(&(i as u32).to_le_bytes());
-        decoded = Some(
-            serde_json::json!({
-                "type": "ADVERT",
-                "pubKey": hex::encode(n.key),
-                "name": n.name,
-                "lat": n.location.map(|l| l.0),
-                "lon": n.location.map(|l| l.1),
-                "timestamp": t,
-            })
-            .to_string(),
-        );
         p
     } else {
         let len = rng.random_range(8..100usize);
@@ -399,8 +388,7 @@ fn random_packet(
         p.extend((4..len).map(|_| rng.random::<u8>()));
         p
     };
-    let raw = decoder::encode(route, payload_type, 0, transport, hop_size, &hops, &payload);
-    (raw, decoded)
+    decoder::encode(route, payload_type, 0, transport, hop_size, &hops, &payload)
 }
 
 #[cfg(test)]

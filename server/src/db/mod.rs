@@ -5,6 +5,7 @@
 //! to date. Readers are opened afterwards, read-only, and refuse a file whose
 //! schema version is not the one this code was built for.
 
+pub mod marks;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -168,6 +169,10 @@ pub(crate) fn open_writer_with(path: &Path, durability: Durability) -> Result<Co
     })?;
     set_writer_pragmas(&conn, durability)?;
     schema::upgrade(&mut conn, path)?;
+    // WAL lets readers run alongside the one writer; the setting is stored
+    // in the file, so it is made only once the upgrade committed: a start
+    // that fails leaves the file's journal mode as it was.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
     Ok(conn)
 }
 
@@ -198,6 +203,49 @@ pub(crate) struct Checkpointer {
     join: Option<std::thread::JoinHandle<()>>,
 }
 
+/// One look of the checkpointer: waits its poll, then checkpoints
+/// (PASSIVE) when the WAL is big, the backlog long or the last checkpoint
+/// old, and records the result in `health`.
+fn checkpoint_once(
+    conn: &Connection,
+    health: &crate::health::DbHealth,
+    wal: &Path,
+    page_size: i64,
+    last: &mut std::time::Instant,
+) {
+    // A backlog building up (a migration writing flat out) is looked at
+    // more often, so it stays short.
+    let poll = if health.wal_backlog_bytes() >= CHECKPOINT_BUSY_BYTES {
+        CHECKPOINT_BUSY_POLL
+    } else {
+        CHECKPOINT_POLL
+    };
+    std::thread::sleep(poll);
+    let wal_bytes = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    if wal_bytes < CHECKPOINT_WAL_BYTES
+        && health.wal_backlog_bytes() < CHECKPOINT_BUSY_BYTES
+        && last.elapsed() < CHECKPOINT_MAX_AGE
+    {
+        return;
+    }
+    *last = std::time::Instant::now();
+    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match r {
+        Ok((log, done)) => {
+            health.record_checkpoint(log, done, page_size, crate::clock::now_ms());
+            if log > 0 {
+                tracing::trace!(wal_frames = log, checkpointed = done, "checkpoint");
+            }
+        }
+        Err(e) => crate::ratelimit::warn_limited(
+            "checkpoint",
+            &format!("WAL checkpoint failed (the WAL keeps growing until one succeeds): {e}"),
+        ),
+    }
+}
+
 impl Checkpointer {
     /// Starts the thread; every checkpoint's result goes to `health` (the
     /// migration throttle's WAL signals).
@@ -224,36 +272,18 @@ impl Checkpointer {
                 use std::sync::atomic::Ordering;
                 let mut last = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    // A backlog building up (a migration writing flat out)
-                    // is looked at more often, so it stays short.
-                    let poll = if health.wal_backlog_bytes() >= CHECKPOINT_BUSY_BYTES {
-                        CHECKPOINT_BUSY_POLL
-                    } else {
-                        CHECKPOINT_POLL
-                    };
-                    std::thread::sleep(poll);
-                    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                    if wal_bytes < CHECKPOINT_WAL_BYTES
-                        && health.wal_backlog_bytes() < CHECKPOINT_BUSY_BYTES
-                        && last.elapsed() < CHECKPOINT_MAX_AGE
-                    {
-                        continue;
-                    }
-                    last = std::time::Instant::now();
-                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    });
-                    match r {
-                        Ok((log, done)) => {
-                            health.record_checkpoint(log, done, page_size, crate::clock::now_ms());
-                            if log > 0 {
-                                tracing::trace!(wal_frames = log, checkpointed = done, "checkpoint");
-                            }
-                        }
-                        Err(e) => crate::ratelimit::warn_limited(
-                            "checkpoint",
-                            &format!("WAL checkpoint failed (the WAL keeps growing until one succeeds): {e}"),
-                        ),
+                    // One look at a time under a guard: nothing that goes
+                    // wrong in one (a full disk, a bug) ends the thread.
+                    let looked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        checkpoint_once(&conn, &health, &wal, page_size, &mut last);
+                    }));
+                    if let Err(p) = looked {
+                        let msg = crate::panics::message(&*p);
+                        crate::ratelimit::warn_limited(
+                            "checkpoint-panic",
+                            &format!("the WAL checkpointer panicked ({msg}); it goes on"),
+                        );
+                        std::thread::sleep(CHECKPOINT_POLL);
                     }
                 }
                 // Leave a small WAL behind on a clean stop.
@@ -290,8 +320,6 @@ impl Drop for Checkpointer {
 fn set_writer_pragmas(conn: &Connection, durability: Durability) -> Result<(), rusqlite::Error> {
     // Another process (or a reader) may hold a lock briefly; wait instead of failing at once.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL lets readers run alongside the one writer; the setting is stored in the file.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     // What an acknowledged write survives (see `Durability`): FULL syncs the
     // WAL at every commit; NORMAL only at checkpoints.
     conn.pragma_update(None, "synchronous", durability.as_str())?;

@@ -2,13 +2,29 @@
 //!
 //! An applied step is never edited; a change is a new step at the end. Boot
 //! steps only do what is instant on any file: create missing tables, add
-//! missing columns (`ADD COLUMN` does not rewrite rows), rebuild the
-//! one-row-per-migration bookkeeping table, and build missing indexes on
-//! tables under [`BOOT_INDEX_MAX_ROWS`] rows. A missing index on a larger
-//! table is not built at all: SQLite builds an index in one statement that
-//! holds the writer for its whole run (8.5 s on 14.8M observations here), so
-//! boot logs a warning naming it and serves without it. Row rewrites are
-//! online migrations (see `crate::migrate`).
+//! missing columns (`ADD COLUMN` does not rewrite rows), rebuild small
+//! tables of meshscope's own, and build missing indexes on tables under
+//! [`BOOT_INDEX_MAX_ROWS`] rows. A missing index on a larger table is not
+//! built at all: SQLite builds an index in one statement that holds the
+//! writer for its whole run (8.5 s on 14.8M observations here), so boot logs
+//! a warning naming it and serves without it. A **unique** index is built at
+//! boot only on an empty table: rows another program wrote may break it
+//! (CoreScope files hold repeated sightings), and merging them is the online
+//! `observations_dedup_v1`'s work. Row rewrites are online migrations (see
+//! `crate::migrate`).
+//!
+//! All the steps a start applies run in **one** transaction, and the file's
+//! journal mode is switched to WAL only after it commits (see
+//! `db::open_writer_with`): a start that fails leaves the file exactly as it
+//! was.
+//!
+//! Two-way compatibility with CoreScope (step 7): every table, column and
+//! `_migrations` mark of CoreScope's current schema (`cmd/ingestor/db.go`
+//! `applySchema`, `internal/dbschema`, at Kpa-clawbot/CoreScope a06ac8ac) is
+//! present after an upgrade, so CoreScope's ingestor and server start on a
+//! file meshscope wrote; meshscope's own bookkeeping lives in `_meshscope_*`
+//! tables, never as extra columns of tables CoreScope copies with `SELECT *`
+//! (`nodes` → `inactive_nodes`).
 
 use std::path::Path;
 
@@ -53,6 +69,11 @@ pub(crate) const STEPS: &[Step] = &[
         name: "nodes: CoreScope's table (added when missing) with the advert ids that order updates",
         apply: step6_nodes,
     },
+    Step {
+        version: 7,
+        name: "CoreScope's current tables and columns; node bookkeeping, merge archive and write marks in tables of meshscope's own",
+        apply: step7_corescope_current,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -69,6 +90,8 @@ pub struct IndexSpec {
     pub create_sql: &'static str,
 }
 
+/// Index names are CoreScope's where CoreScope has the same index, so
+/// neither program builds a second copy under another name.
 pub const INDEXES: &[IndexSpec] = &[
     IndexSpec {
         table: "transmissions",
@@ -88,13 +111,12 @@ pub const INDEXES: &[IndexSpec] = &[
     IndexSpec {
         table: "transmissions",
         columns: &["id"],
-        create_sql: "CREATE INDEX IF NOT EXISTS idx_transmissions_last_seen_pending \
-                     ON transmissions(id) WHERE last_seen = 0",
+        create_sql: "CREATE INDEX IF NOT EXISTS idx_tx_last_seen_zero ON transmissions(id) WHERE last_seen=0",
     },
     IndexSpec {
         table: "observations",
         columns: &["transmission_id"],
-        create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_transmission ON observations(transmission_id)",
+        create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_transmission_id ON observations(transmission_id)",
     },
     IndexSpec {
         table: "observations",
@@ -104,12 +126,18 @@ pub const INDEXES: &[IndexSpec] = &[
     IndexSpec {
         table: "observations",
         columns: &["observer_idx"],
-        create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_observer ON observations(observer_idx)",
+        create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_observer_idx ON observations(observer_idx)",
     },
     IndexSpec {
         table: "observations",
         columns: &["transmission_id", "timestamp"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_tx_ts ON observations(transmission_id, timestamp)",
+    },
+    IndexSpec {
+        table: "observations",
+        columns: &["observer_idx", "timestamp"],
+        create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_observer_idx_timestamp \
+                     ON observations(observer_idx, timestamp)",
     },
     IndexSpec {
         table: "observations",
@@ -129,6 +157,20 @@ pub(crate) fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), DbError>
             supported: CURRENT_VERSION,
         });
     }
+    if found == CURRENT_VERSION {
+        return Ok(());
+    }
+    // Every pending step in one transaction: a step that fails rolls back
+    // the ones before it too, so a failed start changes nothing.
+    let first = &STEPS[found.max(0) as usize];
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|source| DbError::Upgrade {
+            path: path.to_path_buf(),
+            step: first.version,
+            name: first.name,
+            source,
+        })?;
     for step in STEPS.iter().filter(|s| s.version > found) {
         let fail = |source| DbError::Upgrade {
             path: path.to_path_buf(),
@@ -136,16 +178,38 @@ pub(crate) fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), DbError>
             name: step.name,
             source,
         };
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
         (step.apply)(&tx).map_err(fail)?;
         tx.pragma_update(None, "user_version", step.version)
             .map_err(fail)?;
-        tx.commit().map_err(fail)?;
         tracing::info!(step = step.version, name = step.name, "schema step applied");
     }
+    if injected_last_step_failure() {
+        let last = &STEPS[STEPS.len() - 1];
+        return Err(DbError::Upgrade {
+            path: path.to_path_buf(),
+            step: last.version,
+            name: last.name,
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some("injected failure (MESHSCOPE_TEST_FAULT=schema-last-step)".into()),
+            ),
+        });
+    }
+    tx.commit().map_err(|source| DbError::Upgrade {
+        path: path.to_path_buf(),
+        step: CURRENT_VERSION,
+        name: STEPS[STEPS.len() - 1].name,
+        source,
+    })?;
     Ok(())
+}
+
+/// A fault injected on purpose by tests (debug builds only): with
+/// `MESHSCOPE_TEST_FAULT=schema-last-step`, the upgrade fails after its
+/// last step, before it commits, as a step failing on odd data would.
+fn injected_last_step_failure() -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("MESHSCOPE_TEST_FAULT").is_ok_and(|v| v == "schema-last-step")
 }
 
 /// Applies the steps after `found` inside `tx` without committing: what
@@ -232,6 +296,10 @@ fn add_missing_columns(
     wanted: &[(&str, &str)],
 ) -> rusqlite::Result<()> {
     let have = table_columns(tx, table)?;
+    if have.is_empty() {
+        // No such table (a file from before it, or none of CoreScope's).
+        return Ok(());
+    }
     for (col, decl) in wanted {
         if !have.iter().any(|c| c.eq_ignore_ascii_case(col)) {
             tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
@@ -274,11 +342,28 @@ fn step1_base(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             .collect();
         add_missing_columns(tx, table, &wanted)?;
     }
+    build_boot_indexes(tx)
+}
+
+/// Builds the missing expected indexes that boot may build (see the module
+/// header): a plain one on a table under [`BOOT_INDEX_MAX_ROWS`] rows, a
+/// unique one only on an empty table; the others are logged.
+fn build_boot_indexes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     for table in ["transmissions", "observations"] {
+        if !table_exists(tx, table)? {
+            continue;
+        }
         let rows = approx_rows(tx, table)?;
         for spec in missing_indexes(tx, table)? {
-            if rows < BOOT_INDEX_MAX_ROWS {
+            let unique = spec.create_sql.contains("UNIQUE");
+            if rows == 0 || (!unique && rows < BOOT_INDEX_MAX_ROWS) {
                 tx.execute_batch(spec.create_sql)?;
+            } else if unique {
+                tracing::info!(
+                    table,
+                    index = spec.create_sql,
+                    "unique index missing on a table with rows; built online once the rows allow it"
+                );
             } else {
                 tracing::warn!(
                     table,
@@ -453,6 +538,296 @@ fn step6_nodes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// CoreScope's tables that meshscope does not write but CoreScope's own SQL
+/// reads, created as CoreScope creates them (`cmd/ingestor/db.go`
+/// `applySchema`, `internal/dbschema`), with their indexes.
+const CORESCOPE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS neighbor_edges (
+    node_a TEXT NOT NULL,
+    node_b TEXT NOT NULL,
+    count INTEGER DEFAULT 1,
+    last_seen TEXT,
+    PRIMARY KEY (node_a, node_b)
+);
+CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS observer_metrics (
+    observer_id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    noise_floor REAL,
+    tx_air_secs INTEGER,
+    rx_air_secs INTEGER,
+    recv_errors INTEGER,
+    battery_mv INTEGER,
+    packets_sent INTEGER,
+    packets_recv INTEGER,
+    PRIMARY KEY (observer_id, timestamp)
+);
+CREATE INDEX IF NOT EXISTS idx_observer_metrics_timestamp ON observer_metrics(timestamp);
+CREATE TABLE IF NOT EXISTS dropped_packets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT,
+    raw_hex TEXT,
+    reason TEXT NOT NULL,
+    observer_id TEXT,
+    observer_name TEXT,
+    node_pubkey TEXT,
+    node_name TEXT,
+    dropped_at DATETIME DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS idx_dropped_observer ON dropped_packets(observer_id);
+CREATE INDEX IF NOT EXISTS idx_dropped_node ON dropped_packets(node_pubkey);
+CREATE TABLE IF NOT EXISTS client_receptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rx_pubkey TEXT NOT NULL,
+    heard_key TEXT NOT NULL,
+    heard_keylen INTEGER NOT NULL,
+    rssi INTEGER,
+    snr REAL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    pos_acc_m REAL,
+    rx_at TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    src TEXT NOT NULL,
+    UNIQUE(rx_pubkey, heard_key, rx_at)
+);
+CREATE INDEX IF NOT EXISTS idx_client_recept_heard_geo ON client_receptions(heard_key, heard_keylen, lat, lon);
+CREATE INDEX IF NOT EXISTS idx_client_recept_latlon ON client_receptions(lat, lon);
+CREATE INDEX IF NOT EXISTS idx_client_recept_rxat ON client_receptions(rx_at);
+CREATE TABLE IF NOT EXISTS client_observers (
+    pubkey TEXT PRIMARY KEY,
+    name TEXT,
+    last_seen TEXT
+);
+";
+
+/// Columns of CoreScope's current DDL on the tables meshscope writes, in
+/// CoreScope's order, added when missing.
+const CORESCOPE_COLUMNS: &[(&str, &str, &str)] = &[
+    ("transmissions", "channel_hash", "TEXT DEFAULT NULL"),
+    ("transmissions", "scope_name", "TEXT DEFAULT NULL"),
+    ("observations", "resolved_path", "TEXT"),
+    ("observations", "raw_hex", "TEXT"),
+    ("observers", "client_version", "TEXT"),
+    ("observers", "radio", "TEXT"),
+    ("observers", "inactive", "INTEGER DEFAULT 0"),
+    ("observers", "last_packet_at", "TEXT DEFAULT NULL"),
+    ("observers", "clock_skew_seconds", "INTEGER DEFAULT NULL"),
+    ("observers", "clock_skew_count_24h", "INTEGER DEFAULT 0"),
+    ("observers", "clock_last_naive_at", "TEXT DEFAULT NULL"),
+    ("observers", "can_relay", "INTEGER DEFAULT 1"),
+    ("observers", "can_relay_seen", "INTEGER DEFAULT 0"),
+    ("observer_metrics", "packets_sent", "INTEGER"),
+    ("observer_metrics", "packets_recv", "INTEGER"),
+];
+
+/// `nodes` columns after CoreScope's base ones, in CoreScope's order; the
+/// same go on `inactive_nodes`, which CoreScope fills with
+/// `INSERT … SELECT * FROM nodes` (by position).
+const NODE_COLUMNS: &[(&str, &str)] = &[
+    ("battery_mv", "INTEGER"),
+    ("temperature_c", "REAL"),
+    ("foreign_advert", "INTEGER DEFAULT 0"),
+    ("default_scope", "TEXT DEFAULT NULL"),
+    ("multibyte_sup", "INTEGER NOT NULL DEFAULT 0"),
+    ("multibyte_evidence", "TEXT"),
+];
+
+/// The indexes CoreScope creates at boot (by name, so CoreScope's own
+/// `CREATE INDEX IF NOT EXISTS` finds them), built here on empty tables
+/// only: on a file with rows they are CoreScope's business, or meshscope's
+/// [`INDEXES`].
+const CORESCOPE_INDEXES: &[(&str, &str)] = &[
+    ("transmissions", "CREATE INDEX IF NOT EXISTS idx_transmissions_hash ON transmissions(hash)"),
+    ("transmissions", "CREATE INDEX IF NOT EXISTS idx_tx_channel_hash ON transmissions(channel_hash) WHERE payload_type = 5"),
+    ("transmissions", "CREATE INDEX IF NOT EXISTS idx_tx_scope_name ON transmissions(scope_name) WHERE scope_name IS NOT NULL"),
+    ("transmissions", "CREATE INDEX IF NOT EXISTS idx_tx_last_seen_zero ON transmissions(id) WHERE last_seen=0"),
+    ("observations", "CREATE INDEX IF NOT EXISTS idx_obs_tx_resolved_path ON observations(transmission_id) \
+                      WHERE resolved_path IS NOT NULL AND resolved_path != '' AND resolved_path != '[]'"),
+    ("observers", "CREATE INDEX IF NOT EXISTS idx_observers_last_seen ON observers(last_seen)"),
+    ("nodes", "CREATE INDEX IF NOT EXISTS idx_nodes_foreign_advert ON nodes(foreign_advert) WHERE foreign_advert = 1"),
+    ("inactive_nodes", "CREATE INDEX IF NOT EXISTS idx_inactive_nodes_last_seen ON inactive_nodes(last_seen)"),
+];
+
+/// CoreScope's view over sightings (it drops and recreates it at every
+/// start; a file meshscope creates has it from the first).
+const PACKETS_VIEW: &str = "
+CREATE VIEW IF NOT EXISTS packets_v AS
+    SELECT o.id, COALESCE(o.raw_hex, t.raw_hex) AS raw_hex,
+           datetime(o.timestamp, 'unixepoch') AS timestamp,
+           obs.id AS observer_id, obs.name AS observer_name,
+           o.direction, o.snr, o.rssi, o.score, t.hash, t.route_type,
+           t.payload_type, t.payload_version, o.path_json, t.decoded_json,
+           t.created_at
+    FROM observations o
+    JOIN transmissions t ON t.id = o.transmission_id
+    LEFT JOIN observers obs ON obs.rowid = o.observer_idx AND (obs.inactive IS NULL OR obs.inactive = 0);
+";
+
+/// The `_migrations` marks CoreScope's ingestor writes on a fresh file
+/// (`applySchema`, `dbschema.Apply`, its async index build), each standing
+/// for a one-shot step whose result a file meshscope creates already has.
+/// Written only on a file created by this start: on another program's file
+/// they are that program's.
+pub(crate) const CORESCOPE_MARKS: &[&str] = &[
+    "advert_count_unique_v1",
+    "noise_floor_real_v1",
+    "node_telemetry_v1",
+    "obs_timestamp_index_v1",
+    "observer_metrics_v1",
+    "observer_metrics_ts_idx",
+    "observers_inactive_v1",
+    "observer_metrics_packets_v1",
+    "channel_hash_v1",
+    "dropped_packets_v1",
+    "observers_last_packet_at_v1",
+    "observers_clock_naive_v1",
+    "cleanup_legacy_null_hash_ts",
+    "foreign_advert_v1",
+    "from_pubkey_v1",
+    "channel_hash_casing_v1",
+    "scope_name_v1",
+    "nodes_default_scope_v1",
+    "observations_raw_hex_v1",
+    "obs_observer_ts_idx_v1",
+    "backfill_path_json_from_raw_hex_v1",
+];
+
+/// meshscope's own tables beside CoreScope's (see the module header).
+const MESHSCOPE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS _meshscope_nodes (
+    public_key TEXT PRIMARY KEY,
+    advert_tx_id INTEGER,
+    location_tx_id INTEGER,
+    counts_from TEXT NOT NULL DEFAULT 'meshscope'
+);
+CREATE TABLE IF NOT EXISTS _meshscope_merged (
+    id INTEGER PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    row_id INTEGER NOT NULL,
+    merged_into INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    row_json TEXT NOT NULL,
+    merged_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _meshscope_hash_aliases (
+    hash TEXT PRIMARY KEY,
+    transmission_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _meshscope_marks (
+    name TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+";
+
+fn table_exists(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// A file this start created: no rows anywhere, and no `_migrations` of
+/// CoreScope's.
+fn created_now(tx: &Transaction<'_>) -> rusqlite::Result<bool> {
+    if table_exists(tx, "_migrations")? {
+        return Ok(false);
+    }
+    for t in ["transmissions", "observations", "observers", "nodes"] {
+        if table_exists(tx, t)? && approx_rows(tx, t)? > 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The declaration of every column of `table`, in order, as `CREATE TABLE`
+/// takes it (for a copy with the same columns in the same positions).
+fn column_decls(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare(
+        "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid",
+    )?;
+    let decls = stmt
+        .query_map([table], |r| {
+            let mut d = format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?);
+            if r.get::<_, bool>(2)? {
+                d.push_str(" NOT NULL");
+            }
+            if let Some(v) = r.get::<_, Option<String>>(3)? {
+                d.push_str(&format!(" DEFAULT {v}"));
+            }
+            if r.get::<_, i64>(4)? > 0 {
+                d.push_str(" PRIMARY KEY");
+            }
+            Ok(d)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(decls)
+}
+
+/// CoreScope's current schema on any file, additively (see the module
+/// header), and meshscope's bookkeeping out of CoreScope's tables:
+/// - `nodes.advert_tx_id`/`location_tx_id` (step 6) move to
+///   `_meshscope_nodes` and are dropped from `nodes` (a small table;
+///   `DROP COLUMN` rewrites it keeping every value), so `nodes` and
+///   `inactive_nodes` have the same columns in the same order;
+/// - the archive of merged rows (`_meshscope_merged`: every value of a row
+///   a merge removed, as JSON), the hashes a re-hash replaced
+///   (`_meshscope_hash_aliases`) and the write marks that tell rows another
+///   program added (`_meshscope_marks`).
+fn step7_corescope_current(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let fresh = created_now(tx)?;
+    tx.execute_batch(CORESCOPE_TABLES)?;
+    tx.execute_batch(MESHSCOPE_TABLES)?;
+    for table in [
+        "transmissions",
+        "observations",
+        "observers",
+        "observer_metrics",
+    ] {
+        let wanted: Vec<(&str, &str)> = CORESCOPE_COLUMNS
+            .iter()
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, c, d)| (*c, *d))
+            .collect();
+        add_missing_columns(tx, table, &wanted)?;
+    }
+    let node_cols = table_columns(tx, "nodes")?;
+    if node_cols.iter().any(|c| c == "advert_tx_id") {
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO _meshscope_nodes (public_key, advert_tx_id, location_tx_id)
+                 SELECT public_key, advert_tx_id, location_tx_id FROM nodes
+                 WHERE advert_tx_id IS NOT NULL OR location_tx_id IS NOT NULL;
+             ALTER TABLE nodes DROP COLUMN advert_tx_id;
+             ALTER TABLE nodes DROP COLUMN location_tx_id;",
+        )?;
+    }
+    add_missing_columns(tx, "nodes", NODE_COLUMNS)?;
+    if table_exists(tx, "inactive_nodes")? {
+        add_missing_columns(tx, "inactive_nodes", NODE_COLUMNS)?;
+    } else {
+        let decls = column_decls(tx, "nodes")?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE inactive_nodes ({})",
+            decls.join(", ")
+        ))?;
+    }
+    for (table, sql) in CORESCOPE_INDEXES {
+        if table_exists(tx, table)? && (fresh || approx_rows(tx, table)? == 0) {
+            tx.execute_batch(sql)?;
+        }
+    }
+    if fresh {
+        tx.execute_batch(PACKETS_VIEW)?;
+        let mut mark = tx.prepare("INSERT OR IGNORE INTO _migrations (name) VALUES (?1)")?;
+        for name in CORESCOPE_MARKS {
+            mark.execute([name])?;
+        }
+    }
+    build_boot_indexes(tx)
+}
+
 /// The columns of `_async_migrations` after step 2.
 const ASYNC_COLUMNS: &[&str] = &[
     "name",
@@ -500,9 +875,9 @@ mod tests {
     fn started_at_becomes_not_null_and_keeps_every_row() {
         let mut c = Connection::open_in_memory().unwrap();
         // A file as step 2 left it, with a row whose started_at is NULL.
+        c.execute_batch(CREATE_TABLES).unwrap();
         c.execute_batch(
-            "CREATE TABLE transmissions (id INTEGER PRIMARY KEY, from_pubkey TEXT);
-             CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
+            "CREATE TABLE _async_migrations (name TEXT PRIMARY KEY, status TEXT NOT NULL,
                 started_at TEXT, ended_at TEXT, error TEXT,
                 rows_processed INTEGER NOT NULL DEFAULT 0, rows_total INTEGER NOT NULL DEFAULT 0,
                 last_update_at TEXT, cursor INTEGER, attempts INTEGER NOT NULL DEFAULT 0);

@@ -11,8 +11,10 @@
 //!
 //! CoreScope's checks before it stores a node are kept: a public key of
 //! zeros, a latitude outside ±90 or longitude outside ±180 refuse the
-//! advert as a node (the packet itself is still stored). Names lose control
-//! characters and are cut to 32 bytes, the firmware's buffer.
+//! advert as a node (the packet itself is still stored, where CoreScope
+//! drops it). Names lose control characters and are cut to 32 bytes, the
+//! firmware's buffer. Optional fields are read only when all their bytes
+//! are there, as CoreScope's `decodeAdvert` reads them.
 
 /// Public key, timestamp and signature: what every ADVERT starts with.
 pub const FIXED_LEN: usize = 32 + 4 + 64;
@@ -38,7 +40,10 @@ pub struct Advert {
     pub lon: Option<f64>,
     pub feature1: Option<u16>,
     pub feature2: Option<u16>,
+    /// The name as shown (invalid bytes as U+FFFD); `None` when empty.
     pub name: Option<String>,
+    /// The name's bytes as CoreScope keeps them (see [`parse`]).
+    pub name_bytes: Vec<u8>,
     pub battery_mv: Option<u16>,
     pub temperature_c: Option<f64>,
 }
@@ -76,33 +81,36 @@ fn i32_at(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Control characters (but tab and newline) and DEL removed, then cut to
-/// the firmware's 32 bytes on a character boundary.
-fn clean_name(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+/// A name as CoreScope keeps it: each byte that does not start valid
+/// UTF-8 becomes U+FFFD, controls (but tab and newline) and DEL are
+/// dropped, then the bytes are cut at the firmware's 32 (which may split a
+/// character; the JSON writer shows such bytes as U+FFFD).
+fn clean_name(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    while at < raw.len() {
+        let (c, len) = super::next_rune(&raw[at..]);
+        let c = c.unwrap_or('\u{fffd}');
         if c == '\t' || c == '\n' || (c >= ' ' && c != '\u{7f}') {
-            if out.len() + c.len_utf8() > MAX_NAME_BYTES {
-                break;
-            }
-            out.push(c);
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
+        at += len;
     }
+    out.truncate(MAX_NAME_BYTES);
     out
 }
 
-/// Decodes an ADVERT payload (the packet's payload bytes).
-pub fn decode(payload: &[u8]) -> Result<Advert, AdvertError> {
+/// Reads an ADVERT payload (the packet's payload bytes) the way CoreScope's
+/// decoder does, without judging it (see [`Advert::check`]): optional
+/// fields are read only when all their bytes are there, and the read
+/// position moves only past fields that were read.
+pub fn parse(payload: &[u8]) -> Result<Advert, AdvertError> {
     if payload.len() < FIXED_LEN {
         return Err(AdvertError::TooShort(payload.len()));
     }
-    let key = &payload[..32];
-    if key.iter().all(|b| *b == 0) {
-        return Err(AdvertError::ZeroKey);
-    }
     let mut a = Advert {
-        public_key: hex::encode(key),
+        public_key: hex::encode(&payload[..32]),
         timestamp: u32::from_le_bytes([payload[32], payload[33], payload[34], payload[35]]),
         signature: hex::encode(&payload[36..100]),
         flags: None,
@@ -111,6 +119,7 @@ pub fn decode(payload: &[u8]) -> Result<Advert, AdvertError> {
         feature1: None,
         feature2: None,
         name: None,
+        name_bytes: Vec::new(),
         battery_mv: None,
         temperature_c: None,
     };
@@ -122,32 +131,33 @@ pub fn decode(payload: &[u8]) -> Result<Advert, AdvertError> {
     let mut at = 1;
     if flags & HAS_LOCATION != 0 {
         if let (Some(lat), Some(lon)) = (i32_at(app, at), i32_at(app, at + 4)) {
-            let (lat, lon) = (f64::from(lat) / 1e6, f64::from(lon) / 1e6);
-            if !(-90.0..=90.0).contains(&lat) {
-                return Err(AdvertError::Latitude(lat));
-            }
-            if !(-180.0..=180.0).contains(&lon) {
-                return Err(AdvertError::Longitude(lon));
-            }
-            a.lat = Some(lat);
-            a.lon = Some(lon);
+            a.lat = Some(f64::from(lat) / 1e6);
+            a.lon = Some(f64::from(lon) / 1e6);
             at += 8;
         }
     }
     if flags & HAS_FEATURE1 != 0 {
-        a.feature1 = u16_at(app, at);
-        at += 2;
+        if let Some(v) = u16_at(app, at) {
+            a.feature1 = Some(v);
+            at += 2;
+        }
     }
     if flags & HAS_FEATURE2 != 0 {
-        a.feature2 = u16_at(app, at);
-        at += 2;
+        if let Some(v) = u16_at(app, at) {
+            a.feature2 = Some(v);
+            at += 2;
+        }
     }
-    if flags & HAS_NAME != 0 && at < app.len() {
-        let end = app[at..]
+    if flags & HAS_NAME != 0 {
+        let start = at.min(app.len());
+        let end = app[start..]
             .iter()
             .position(|b| *b == 0)
-            .map_or(app.len(), |p| at + p);
-        a.name = Some(clean_name(&app[at..end]));
+            .map_or(app.len(), |p| start + p);
+        a.name_bytes = clean_name(&app[start..end]);
+        if !a.name_bytes.is_empty() {
+            a.name = Some(String::from_utf8_lossy(&a.name_bytes).into_owned());
+        }
         at = end;
         while app.get(at) == Some(&0) {
             at += 1;
@@ -163,15 +173,64 @@ pub fn decode(payload: &[u8]) -> Result<Advert, AdvertError> {
     Ok(a)
 }
 
+/// Reads an ADVERT that describes a node: [`parse`], then [`Advert::check`].
+pub fn decode(payload: &[u8]) -> Result<Advert, AdvertError> {
+    let a = parse(payload)?;
+    a.check()?;
+    Ok(a)
+}
+
+/// Whether the ADVERT's ed25519 signature (over the public key, the
+/// timestamp and the app data) is good; `false` for a payload too short
+/// to carry one or a key that is not a curve point.
+pub fn signature_valid(payload: &[u8]) -> bool {
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    if payload.len() < FIXED_LEN {
+        return false;
+    }
+    let Ok(key) = <[u8; 32]>::try_from(&payload[..32]) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(&payload[36..100]) else {
+        return false;
+    };
+    let Ok(key) = VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    let mut message = Vec::with_capacity(payload.len() - 64);
+    message.extend_from_slice(&payload[..36]);
+    message.extend_from_slice(&payload[FIXED_LEN..]);
+    key.verify(&message, &Signature::from_bytes(&sig)).is_ok()
+}
+
 impl Advert {
+    /// CoreScope's checks before it keeps an advert as a node: a key of
+    /// zeros, or a location off the globe, is refused.
+    pub fn check(&self) -> Result<(), AdvertError> {
+        if self.public_key.bytes().all(|b| b == b'0') {
+            return Err(AdvertError::ZeroKey);
+        }
+        if let Some(lat) = self.lat.filter(|l| !(-90.0..=90.0).contains(l)) {
+            return Err(AdvertError::Latitude(lat));
+        }
+        if let Some(lon) = self.lon.filter(|l| !(-180.0..=180.0).contains(l)) {
+            return Err(AdvertError::Longitude(lon));
+        }
+        Ok(())
+    }
+
     /// The node type (low nibble of the flags), when the advert has flags.
     pub fn node_type(&self) -> Option<u8> {
         self.flags.map(|f| f & 0x0f)
     }
 
-    /// `nodes.role`: the node type's stored name.
+    /// `nodes.role`: the node type's stored name; an advert without app
+    /// data is a companion's, as CoreScope labels it.
     pub fn role(&self) -> Option<String> {
-        self.node_type().map(role_name)
+        Some(
+            self.node_type()
+                .map_or_else(|| "companion".into(), role_name),
+        )
     }
 }
 
@@ -290,7 +349,8 @@ mod tests {
     #[test]
     fn no_app_data_and_unknown_types() {
         let a = decode(&hand_built(&[])).unwrap();
-        assert_eq!((a.flags, a.role(), a.name), (None, None, None));
+        assert_eq!(a.role().as_deref(), Some("companion"));
+        assert_eq!((a.flags, a.name), (None, None));
         assert_eq!(
             decode(&hand_built(&[0x00])).unwrap().role().as_deref(),
             Some("none")

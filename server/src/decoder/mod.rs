@@ -6,6 +6,7 @@
 //! bits + 1, where 4 is invalid) followed by the hop bytes; then the payload.
 
 pub mod advert;
+pub mod corescope;
 pub mod fields;
 
 use sha2::{Digest, Sha256};
@@ -40,8 +41,6 @@ pub enum DecodeError {
     TruncatedPath { have: usize, need: usize },
     #[error("payload is {0} bytes; at most 184 allowed")]
     PayloadTooLong(usize),
-    #[error("ADVERT payload is {0} bytes; it needs at least 32 for the public key")]
-    AdvertTooShort(usize),
 }
 
 /// A decoded packet; slices borrow the raw bytes.
@@ -57,9 +56,37 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
 }
 
-/// Decodes a hex string (either case, surrounding whitespace ignored) into bytes.
+/// The character that `s` starts with and its length in bytes, read as Go
+/// reads runes: a byte that does not start a valid UTF-8 sequence is
+/// `(None, 1)`, so every such byte stands for one U+FFFD.
+pub(crate) fn next_rune(s: &[u8]) -> (Option<char>, usize) {
+    let len = match s.first() {
+        None => return (None, 0),
+        Some(0..=0x7f) => 1,
+        Some(0xc2..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(0xf0..=0xf4) => 4,
+        Some(_) => return (None, 1),
+    };
+    match s.get(..len).map(std::str::from_utf8) {
+        Some(Ok(t)) => (t.chars().next(), len),
+        _ => (None, 1),
+    }
+}
+
+/// Decodes a hex string (either case; spaces and line breaks anywhere are
+/// ignored, as CoreScope's decoder ignores them) into bytes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, DecodeError> {
-    let s = s.trim();
+    let cleaned: String;
+    let s = if s.contains([' ', '\n', '\r', '\t']) {
+        cleaned = s
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '\n' | '\r' | '\t'))
+            .collect();
+        cleaned.as_str()
+    } else {
+        s
+    };
     if !s.len().is_multiple_of(2) {
         return Err(DecodeError::NotHex(format!("odd length {}", s.len())));
     }
@@ -114,9 +141,6 @@ pub fn decode(raw: &[u8]) -> Result<Packet<'_>, DecodeError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(DecodeError::PayloadTooLong(payload.len()));
     }
-    if payload_type == PAYLOAD_ADVERT && payload.len() < PUBKEY_LEN {
-        return Err(DecodeError::AdvertTooShort(payload.len()));
-    }
     Ok(Packet {
         route_type,
         payload_type,
@@ -145,21 +169,73 @@ impl Packet<'_> {
         hex::encode(&digest[..8])
     }
 
-    /// The hops as a JSON array of uppercase hex strings, e.g. `["A1","B2"]`.
+    /// The hops as a JSON array of uppercase hex strings, e.g.
+    /// `["A1","B2"]`: the header path's, except for a TRACE that carries its
+    /// route, whose header bytes are SNRs and whose hops are in the payload
+    /// (`1 << (flags & 3)` bytes each), as CoreScope stores `path_json` (a
+    /// part of the sighting dedup key both programs must agree on).
     pub fn path_json(&self) -> String {
-        let hops: Vec<String> = self
-            .path
-            .chunks(self.hop_size)
+        let (bytes, size) = match self.trace_route() {
+            Some(route) => route,
+            None => (self.path, self.hop_size),
+        };
+        let hops: Vec<String> = bytes
+            .chunks_exact(size.max(1))
             .map(hex::encode_upper)
             .collect();
         serde_json::to_string(&hops).unwrap_or_else(|_| "[]".to_string())
     }
 
-    /// The advertiser's public key (lowercase hex) for an ADVERT.
+    /// A TRACE's route from its payload (the hop bytes and their size),
+    /// when it has one.
+    fn trace_route(&self) -> Option<(&[u8], usize)> {
+        if self.payload_type != PAYLOAD_TRACE {
+            return None;
+        }
+        let flags = *self.payload.get(8)?;
+        let route = self.payload.get(9..).filter(|r| !r.is_empty())?;
+        Some((route, 1usize << (flags & 3)))
+    }
+
+    /// The advertiser's public key (lowercase hex) for an ADVERT long
+    /// enough to be signed (as CoreScope sets `from_pubkey`).
     pub fn advert_pubkey(&self) -> Option<String> {
-        (self.payload_type == PAYLOAD_ADVERT && self.payload.len() >= PUBKEY_LEN)
+        (self.payload_type == PAYLOAD_ADVERT && self.payload.len() >= advert::FIXED_LEN)
             .then(|| hex::encode(&self.payload[..PUBKEY_LEN]))
     }
+}
+
+/// CoreScope's hash of a stored packet (`ComputeContentHash`): the same
+/// bytes as [`Packet::hash`], found with CoreScope's looser reading (no
+/// path or payload length limits, 4-byte hops allowed); a packet too short
+/// or not hex to find a payload in is named by its first 16 characters as
+/// given. A stored `hash` that differs from this is stale (an older
+/// CoreScope's rule) and is re-hashed by `hashes_v1`.
+pub fn content_hash(raw_hex: &str) -> String {
+    let fallback = || raw_hex.get(..16).unwrap_or(raw_hex).to_string();
+    let Ok(buf) = hex::decode(raw_hex) else {
+        return fallback();
+    };
+    if buf.len() < 2 {
+        return fallback();
+    }
+    let header = buf[0];
+    let mut at = if matches!(header & 3, 0 | 3) { 5 } else { 1 };
+    let Some(&path_byte) = buf.get(at) else {
+        return fallback();
+    };
+    at += 1 + (usize::from(path_byte >> 6) + 1) * usize::from(path_byte & 0x3f);
+    let Some(payload) = buf.get(at..) else {
+        return fallback();
+    };
+    let payload_type = (header >> 2) & 0x0f;
+    let mut h = Sha256::new();
+    h.update([payload_type]);
+    if payload_type == PAYLOAD_TRACE {
+        h.update([path_byte, 0x00]);
+    }
+    h.update(payload);
+    hex::encode(&h.finalize()[..8])
 }
 
 /// Builds raw packet bytes; used by the seed generator and tests.
@@ -297,11 +373,14 @@ mod tests {
         payload.extend_from_slice(b"rest-of-advert");
         let raw = encode(1, 4, 0, None, 1, &[], &payload);
         let p = decode(&raw).unwrap();
+        assert_eq!(p.advert_pubkey(), None, "too short to be signed");
+        payload.resize(advert::FIXED_LEN, 0x11);
+        let raw = encode(1, 4, 0, None, 1, &[], &payload);
+        let p = decode(&raw).unwrap();
         assert_eq!(p.advert_pubkey(), Some(hex::encode(&payload[..32])));
-        assert_eq!(
-            decode(&encode(1, 4, 0, None, 1, &[], &[1; 10])).unwrap_err(),
-            DecodeError::AdvertTooShort(10)
-        );
+        // A short ADVERT is still a packet (CoreScope stores it too).
+        let short = encode(1, 4, 0, None, 1, &[], &[1; 10]);
+        assert_eq!(decode(&short).unwrap().advert_pubkey(), None);
         let txt_raw = encode(1, 2, 0, None, 1, &[], &payload);
         assert_eq!(decode(&txt_raw).unwrap().advert_pubkey(), None);
     }
@@ -328,9 +407,54 @@ mod tests {
     }
 
     #[test]
+    fn content_hash_is_the_packet_hash_and_falls_back_like_corescope() {
+        for raw in [
+            encode(1, 5, 0, None, 1, &[&[1], &[2]], b"same"),
+            encode(0, 2, 0, Some([1, 2]), 2, &[&[9, 9]], b"transported"),
+            encode(
+                2,
+                9,
+                0,
+                None,
+                1,
+                &[&[7]],
+                &[1, 2, 3, 4, 5, 6, 7, 8, 0, 0xaa],
+            ),
+        ] {
+            let h = hex::encode_upper(&raw);
+            assert_eq!(content_hash(&h), decode(&raw).unwrap().hash(), "{h}");
+            assert_eq!(content_hash(&h.to_lowercase()), content_hash(&h));
+        }
+        // Truncated inside the path: the first 16 characters, as given.
+        assert_eq!(content_hash("0A3FAABBCCDDEEFF00"), "0A3FAABBCCDDEEFF");
+        assert_eq!(content_hash("zz"), "zz");
+        // A 74-byte path is past meshscope's limit but CoreScope still
+        // hashes it (CoreScope's fixture, transmission 465).
+        let mut long = vec![0x15, 0x65];
+        long.extend(vec![0x42; 74]);
+        long.extend_from_slice(b"payload");
+        let want = sha_prefix(&[&[5], b"payload"]);
+        assert_eq!(content_hash(&hex::encode(&long)), want);
+    }
+
+    #[test]
+    fn trace_paths_are_the_route_in_the_payload() {
+        // Header hops are SNRs; the route (2-byte hops: flags 1) follows
+        // the tag, auth code and flags.
+        let mut payload = vec![0u8; 8];
+        payload.push(1);
+        payload.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+        let raw = encode(2, 9, 0, None, 1, &[&[0x10], &[0x20]], &payload);
+        assert_eq!(decode(&raw).unwrap().path_json(), r#"["AABB","CCDD"]"#);
+        let bare = encode(2, 9, 0, None, 1, &[&[0x10]], &[0u8; 9]);
+        assert_eq!(decode(&bare).unwrap().path_json(), r#"["10"]"#);
+    }
+
+    #[test]
     fn hex_input_errors_are_named() {
         assert!(matches!(parse_hex("abc"), Err(DecodeError::NotHex(m)) if m.contains("odd")));
         assert!(matches!(parse_hex("zz"), Err(DecodeError::NotHex(_))));
         assert_eq!(parse_hex(" 0A0b ").unwrap(), vec![0x0a, 0x0b]);
+        assert_eq!(parse_hex("0A 0b\r\n01").unwrap(), vec![0x0a, 0x0b, 0x01]);
     }
 }

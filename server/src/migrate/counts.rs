@@ -13,7 +13,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::{Migration, MigrationError};
+use super::{Migration, MigrationError, Upkeep};
 
 pub const NAME: &str = "counts_backfill_v1";
 
@@ -55,6 +55,8 @@ impl Migration for CountsBackfill {
     /// live ingest adds the new ones from now on.
     fn start(&self, conn: &Connection) -> Result<(), MigrationError> {
         conn.execute("DELETE FROM _meshscope_counters", [])?;
+        // Whatever another program added so far is counted by this run.
+        crate::db::marks::record(conn)?;
         conn.execute(
             "INSERT INTO _meshscope_counters (name, n)
              SELECT ?1, COUNT(*) FROM observers",
@@ -71,7 +73,13 @@ impl Migration for CountsBackfill {
         )
     }
 
-    fn chunk(&self, conn: &Connection, after: i64, upto: i64) -> Result<i64, MigrationError> {
+    fn chunk(
+        &self,
+        conn: &Connection,
+        after: i64,
+        upto: i64,
+        _upkeep: Upkeep,
+    ) -> Result<i64, MigrationError> {
         let visited = conn
             .prepare_cached(
                 "UPDATE transmissions SET observation_count =

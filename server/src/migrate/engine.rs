@@ -270,10 +270,11 @@ fn time_sample(
     m: &dyn Migration,
     after: i64,
     upto: i64,
+    upkeep: super::Upkeep,
 ) -> Result<Duration, MigrationError> {
     let started = Instant::now();
     conn.execute_batch("SAVEPOINT meshscope_sample")?;
-    let res = m.chunk(conn, after, upto);
+    let res = m.chunk(conn, after, upto, upkeep);
     let took = started.elapsed();
     let undone = conn.execute_batch("ROLLBACK TO meshscope_sample; RELEASE meshscope_sample");
     res?;
@@ -291,6 +292,7 @@ pub fn preflight(
     cfg: &EngineConfig,
     after: i64,
     max_id: i64,
+    upkeep: super::Upkeep,
 ) -> Result<f64, MigrationError> {
     let mut sizer = BatchSizer::new(cfg.budget, cfg.min_batch, cfg.max_batch);
     for _ in 0..SAMPLE_ROUNDS {
@@ -298,7 +300,7 @@ pub fn preflight(
         if upto <= after {
             break;
         }
-        let took = time_sample(conn, m, after, upto)?;
+        let took = time_sample(conn, m, after, upto, upkeep)?;
         sizer.observe(upto - after, took);
     }
     Ok(sizer.seconds_for(max_id - after) / cfg.duty)
@@ -441,7 +443,7 @@ impl Engine {
                 sample: Sample::Todo,
             });
         }
-        Ok(Engine {
+        let mut engine = Engine {
             cfg,
             slots,
             readers,
@@ -452,7 +454,66 @@ impl Engine {
             health: None,
             contention: None,
             retention: None,
-        })
+        };
+        match crate::db::marks::changed(conn) {
+            Ok(Some(what)) => engine.foreign_writes(conn, &what),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e,
+                "cannot tell whether another program wrote the file; its rows may be uncounted"),
+        }
+        Ok(engine)
+    }
+
+    /// Another program added rows to the file (`what`, from `db::marks`):
+    /// the maintained counts leave them out, so `counts_backfill_v1` runs
+    /// again from scratch (the API says "counting" meanwhile, never a wrong
+    /// number as exact). A run not yet planned, failed or cancelled is left
+    /// as it is: its next run counts everything.
+    pub(crate) fn foreign_writes(&mut self, conn: &Connection, what: &str) {
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.name() == super::counts::NAME)
+        else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        let redo = match (slot.status(), &slot.run) {
+            (MigrationStatus::Pending, Run::Idle) => false,
+            (
+                MigrationStatus::Pending
+                | MigrationStatus::Running
+                | MigrationStatus::Throttled
+                | MigrationStatus::Paused
+                | MigrationStatus::Done,
+                _,
+            ) => true,
+            _ => false,
+        };
+        crate::ratelimit::warn_limited(
+            "foreign-writes",
+            &format!(
+                "the file was changed by another program since meshscope last wrote it \
+                 ({what}){}",
+                if redo { "; counting again online" } else { "" }
+            ),
+        );
+        if !redo {
+            return;
+        }
+        let mut next = slot.row.clone();
+        reset_for_retry(&mut next);
+        if let Err(e) = store::upsert(conn, &next) {
+            tracing::error!(migration = slot.name(), error = %e,
+                "cannot record the recount; keeping it in memory and retrying the write");
+            slot.unsaved.get_or_insert(Instant::now() + FLUSH_EVERY);
+        }
+        slot.row = next;
+        slot.run = Run::Idle;
+        slot.resume_at = None;
+        slot.sample = Sample::Over;
+        slot.sizer = BatchSizer::new(self.cfg.budget, self.cfg.min_batch, self.cfg.max_batch);
+        self.after_status_change(conn, i);
     }
 
     /// Runs the retention job on `schedule` (see [`retention`]).
@@ -612,7 +673,10 @@ impl Engine {
             return;
         }
         let upto = after.saturating_add(sizer.batch()).min(max_id);
-        let sampled = catch_unwind(AssertUnwindSafe(|| time_sample(conn, &*m, after, upto)));
+        let upkeep = self.upkeep();
+        let sampled = catch_unwind(AssertUnwindSafe(|| {
+            time_sample(conn, &*m, after, upto, upkeep)
+        }));
         let sampled = match sampled {
             Ok(r) => r,
             Err(p) => {
@@ -864,7 +928,7 @@ impl Engine {
         }
     }
 
-    fn start_run(&mut self, conn: &Connection, i: usize, max_id: i64, total: i64) {
+    fn start_run(&mut self, conn: &mut Connection, i: usize, max_id: i64, total: i64) {
         let now = now_text();
         let slot = &mut self.slots[i];
         let mut next = slot.row.clone();
@@ -897,6 +961,10 @@ impl Engine {
         slot.row = next;
         slot.run = Run::Active { max_id };
         self.after_status_change(conn, i);
+        if total == 0 {
+            // Nothing to process: done at once, without walking the ids.
+            self.finish(conn, i);
+        }
     }
 
     /// Continues a `running` row from its stored cursor, up to the id range
@@ -939,6 +1007,7 @@ impl Engine {
         // and is retried smaller. A chunk already at the smallest size runs
         // to its end, so a slow disk cannot stall the migration.
         let interruptible = slot.sizer.batch() > self.cfg.min_batch;
+        let upkeep = self.upkeep();
         arm_interrupt(
             conn,
             self.contention.clone().filter(|_| interruptible),
@@ -947,7 +1016,7 @@ impl Engine {
         );
         let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<i64, MigrationError> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows = m.chunk(&tx, after, upto)?;
+            let rows = m.chunk(&tx, after, upto, upkeep)?;
             store::chunk_progress(&tx, m.name(), upto, rows, &now_text())?;
             tx.commit()?;
             Ok(rows)
@@ -1013,18 +1082,27 @@ impl Engine {
         }
     }
 
-    fn finish(&mut self, conn: &Connection, i: usize) {
+    fn finish(&mut self, conn: &mut Connection, i: usize) {
         let slot = &mut self.slots[i];
         let mut next = slot.row.clone();
         next.rec.status = MigrationStatus::Done;
         let now = now_text();
         next.rec.ended_at = Some(now.clone());
         next.rec.last_update_at = Some(now);
-        if let Err(e) = store::write(conn, &next) {
-            if let Some(reason) = e.sqlite().and_then(transient) {
+        let m = slot.m.clone();
+        // The migration's last step and the `done` commit together.
+        let recorded = (|| -> Result<(), MigrationError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            m.finish(&tx)?;
+            store::write(&tx, &next)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = recorded {
+            if let Some(reason) = migration_sqlite(&e).and_then(transient) {
                 return self.pause_by_itself(conn, i, reason);
             }
-            return self.fail(conn, i, &format!("could not record completion: {e}"));
+            return self.fail(conn, i, &format!("could not complete the run: {e}"));
         }
         tracing::info!(
             migration = slot.name(),

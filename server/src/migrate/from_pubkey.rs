@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::{params, Connection};
 use shared::packet::PAYLOAD_ADVERT;
 
-use super::{Migration, MigrationError};
+use super::{Migration, MigrationError, Upkeep};
 use crate::decoder;
 
 pub const NAME: &str = "from_pubkey_backfill_v1";
@@ -39,7 +39,13 @@ impl Migration for FromPubkeyBackfill {
         )
     }
 
-    fn chunk(&self, conn: &Connection, after: i64, upto: i64) -> Result<i64, MigrationError> {
+    fn chunk(
+        &self,
+        conn: &Connection,
+        after: i64,
+        upto: i64,
+        _upkeep: Upkeep,
+    ) -> Result<i64, MigrationError> {
         let mut select = conn.prepare_cached(
             "SELECT id, raw_hex FROM transmissions
              WHERE id > ?1 AND id <= ?2 AND payload_type = ?3 AND from_pubkey IS NULL",

@@ -14,7 +14,7 @@
 
 use rusqlite::Connection;
 
-use super::{Migration, MigrationError};
+use super::{Migration, MigrationError, Upkeep};
 
 pub struct TxLastSeenBackfill;
 
@@ -39,7 +39,13 @@ impl Migration for TxLastSeenBackfill {
         )
     }
 
-    fn chunk(&self, conn: &Connection, after: i64, upto: i64) -> Result<i64, MigrationError> {
+    fn chunk(
+        &self,
+        conn: &Connection,
+        after: i64,
+        upto: i64,
+        _upkeep: Upkeep,
+    ) -> Result<i64, MigrationError> {
         let n = conn.prepare_cached(UPDATE_RANGE)?.execute([after, upto])?;
         Ok(n as i64)
     }

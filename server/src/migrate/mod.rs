@@ -21,11 +21,14 @@
 
 pub mod config;
 pub mod counts;
+pub mod dedup;
 mod engine;
 pub mod from_pubkey;
 pub mod last_seen;
 mod live;
+mod merge;
 pub mod nodes;
+pub mod rehash;
 pub mod retention;
 mod sizer;
 pub mod store;
@@ -61,12 +64,29 @@ pub trait Migration: Send + Sync + 'static {
         })
     }
 
-    /// Rows this run will process, up to `max_id`; runs on a read-only connection.
+    /// Rows this run will process, up to `max_id`; runs on a read-only
+    /// connection. 0 means there is nothing to do: the run ends at once,
+    /// without walking the ids.
     fn count(&self, conn: &Connection, max_id: i64) -> rusqlite::Result<i64>;
 
     /// Processes rows with `after < id <= upto` inside the engine's
-    /// transaction; returns how many eligible rows it visited.
-    fn chunk(&self, conn: &Connection, after: i64, upto: i64) -> Result<i64, MigrationError>;
+    /// transaction; returns how many eligible rows it visited. `upkeep`
+    /// says which rows the maintained counts and nodes already cover (a
+    /// migration that removes or moves rows keeps those exact).
+    fn chunk(
+        &self,
+        conn: &Connection,
+        after: i64,
+        upto: i64,
+        upkeep: Upkeep,
+    ) -> Result<i64, MigrationError>;
+
+    /// Runs on the writer once every range is processed, in the
+    /// transaction that records the run as done (a failure fails the run).
+    fn finish(&self, conn: &Connection) -> Result<(), MigrationError> {
+        let _ = conn;
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +100,10 @@ pub enum MigrationError {
 /// The migrations this build knows, in the order they run.
 pub fn registry() -> Vec<Arc<dyn Migration>> {
     vec![
+        // Merges first: the counts and nodes backfills then see one row
+        // per packet and per sighting.
+        Arc::new(dedup::ObservationsDedup),
+        Arc::new(rehash::HashRehash),
         Arc::new(last_seen::TxLastSeenBackfill),
         Arc::new(from_pubkey::FromPubkeyBackfill::default()),
         Arc::new(counts::CountsBackfill),

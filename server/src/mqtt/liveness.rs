@@ -41,6 +41,9 @@ pub struct SourceCounters {
     pub connects: u64,
     /// Text fields cut to [`super::payload::MAX_TEXT_CHARS`], by field.
     pub truncated: BTreeMap<&'static str, u64>,
+    /// Packets dated at receipt, by why their `timestamp` was not used
+    /// ([`crate::heard::AtReceipt`]).
+    pub dated_at_receipt: BTreeMap<&'static str, u64>,
     /// While storing fails: the error (messages held at the broker, retried).
     pub stalled: Option<String>,
     /// While disconnected: why the last connection attempt failed or the
@@ -54,10 +57,23 @@ impl SourceCounters {
     }
 }
 
+/// Most observers whose timestamp oddities are kept (the rest are counted
+/// under [`OTHER_OBSERVERS`]), so a flood of made-up observer ids cannot
+/// grow memory.
+pub const MAX_TIMED_OBSERVERS: usize = 10_000;
+/// The key under which observers past [`MAX_TIMED_OBSERVERS`] are counted.
+pub const OTHER_OBSERVERS: &str = "(others)";
+
+/// Per observer id: packets dated at receipt, by reason.
+pub type ObserverTimes = BTreeMap<String, BTreeMap<&'static str, u64>>;
+
 /// The registry of all configured sources. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Liveness {
     map: Arc<Mutex<BTreeMap<String, SourceCounters>>>,
+    /// Per observer: packets dated at receipt by reason (not `missing`,
+    /// which is how most observers send).
+    observer_times: Arc<Mutex<ObserverTimes>>,
     /// Bumped on every change, so a cached healthz knows it is stale.
     version: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -71,6 +87,7 @@ impl Liveness {
             .collect();
         Liveness {
             map: Arc::new(Mutex::new(map)),
+            observer_times: Arc::default(),
             version: Arc::default(),
         }
     }
@@ -104,10 +121,24 @@ impl Liveness {
                         rejected: c.rejected_total(),
                         stalled: c.stalled.clone(),
                         last_error: c.last_error.clone(),
+                        dated_at_receipt: c
+                            .dated_at_receipt
+                            .iter()
+                            .map(|(k, v)| ((*k).to_string(), *v))
+                            .collect(),
                     },
                 )
             })
             .collect()
+    }
+
+    /// Per observer: packets dated at receipt by reason (`missing` left
+    /// out), for the Observers page.
+    pub fn observer_times(&self) -> ObserverTimes {
+        self.observer_times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// All counters of one source, including per-reason counts.
@@ -236,6 +267,34 @@ impl SourceHandle {
         .increment(1);
     }
 
+    /// A packet from `observer` was dated at receipt because of `why`.
+    pub fn dated_at_receipt(&self, observer: &str, why: crate::heard::AtReceipt) {
+        let reason = why.as_str();
+        self.update(|c| *c.dated_at_receipt.entry(reason).or_default() += 1);
+        if why != crate::heard::AtReceipt::Missing {
+            let mut per = self
+                .reg
+                .observer_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let key = if per.contains_key(observer) || per.len() < MAX_TIMED_OBSERVERS {
+                observer
+            } else {
+                OTHER_OBSERVERS
+            };
+            *per.entry(key.to_string())
+                .or_default()
+                .entry(reason)
+                .or_default() += 1;
+        }
+        metrics::counter!(
+            "meshscope_mqtt_dated_at_receipt_total",
+            "source" => self.name.clone(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+
     pub fn ignored(&self, reason: Ignore) {
         self.update(|c| *c.ignored.entry(reason.as_str()).or_default() += 1);
         metrics::counter!(
@@ -275,6 +334,7 @@ mod tests {
                 rejected: 3,
                 stalled: None,
                 last_error: None,
+                dated_at_receipt: Default::default(),
             }
         );
         assert!(!snap["b"].connected && snap["b"].last_receipt_unix.is_none());

@@ -107,6 +107,10 @@ pub(crate) struct StatusUpdate {
     pub name: Option<String>,
     pub model: Option<String>,
     pub firmware: Option<String>,
+    /// The observer software's version (CoreScope's `client_version`).
+    pub client_version: Option<String>,
+    /// The radio settings as reported (frequency, bandwidth, SF, CR).
+    pub radio: Option<String>,
     pub battery_mv: Option<i64>,
     pub uptime_secs: Option<i64>,
     pub noise_floor: Option<f64>,
@@ -118,7 +122,8 @@ pub(crate) struct StatusUpdate {
 /// What one MQTT message amounts to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Parsed {
-    Packet(Box<Sighting>),
+    /// A packet, and why it is dated at receipt when it is.
+    Packet(Box<Sighting>, Option<crate::heard::AtReceipt>),
     Status(StatusUpdate),
     Ignored(Ignore),
     Rejected(Rejection),
@@ -144,7 +149,7 @@ fn cap(v: &mut Option<String>) -> bool {
 pub(crate) fn cap_text_fields(parsed: &mut Parsed) -> Vec<&'static str> {
     let mut cut = Vec::new();
     match parsed {
-        Parsed::Packet(s) => {
+        Parsed::Packet(s, _) => {
             if cap(&mut s.observer_name) {
                 cut.push("origin");
             }
@@ -230,7 +235,10 @@ fn parse_known(
     }
     let name = text(&obj, &["origin"])?;
     if is_packet {
-        packet(&obj, observer, iata, name, now).map(|s| Parsed::Packet(Box::new(s)))
+        let heard = crate::heard::lenient(obj.get("timestamp"), now);
+        let mut s = packet(&obj, observer, iata, name, now)?;
+        s.heard_at = heard.ok();
+        Ok(Parsed::Packet(Box::new(s), heard.err()))
     } else {
         status(&obj, observer, iata, name).map(Parsed::Status)
     }
@@ -259,8 +267,9 @@ fn packet(
         rssi: number(obj, &["RSSI", "rssi"])?,
         score,
         direction: text(obj, &["direction", "Direction"])?,
-        // The observer's receive time (CoreScope's envelope `timestamp`).
-        timestamp: text(obj, &["timestamp"])?,
+        // The observer's receive time is read by the caller, leniently
+        // (`heard::lenient`): an odd one never refuses the packet.
+        timestamp: None,
     }
     .validate(now)
     .map_err(|e: FieldError| {
@@ -306,7 +315,9 @@ fn status(
         iata: Some(iata),
         name,
         model: pick_text(&["model"])?,
-        firmware: pick_text(&["firmware", "firmware_version"])?,
+        firmware: pick_text(&["firmware_version", "firmware"])?,
+        client_version: pick_text(&["clientVersion", "client_version"])?,
+        radio: pick_text(&["radio"])?,
         battery_mv: integer(&["battery_mv"])?,
         uptime_secs: integer(&["uptime_secs"])?,
         noise_floor: pick_number(&["noise_floor"])?,
@@ -346,7 +357,7 @@ mod tests {
 
     fn sighting(p: Parsed) -> Sighting {
         match p {
-            Parsed::Packet(s) => *s,
+            Parsed::Packet(s, _) => *s,
             other => panic!("expected a packet, got {other:?}"),
         }
     }
@@ -422,7 +433,8 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_gives_the_heard_time_or_refuses_the_message() {
+    fn timestamp_gives_the_heard_time_or_dates_the_packet_at_receipt() {
+        use crate::heard::{AtReceipt, Clamped};
         let t = "meshcore/SEA/ab12/packets";
         let with = |ts: &str| parse(t, &format!(r#"{{"raw":"{RAW}","timestamp":{ts}}}"#));
         let two_hours_ago = shared::timefmt::format_unix_secs(NOW - 7200);
@@ -430,12 +442,29 @@ mod tests {
             sighting(with(&format!("{two_hours_ago:?}"))).heard_at,
             Some(NOW - 7200)
         );
-        assert_eq!(sighting(with(r#""2020-01-01T00:00:00Z""#)).heard_at, None);
-        assert_eq!(sighting(with(r#""""#)).heard_at, None);
-        assert_eq!(sighting(with("null")).heard_at, None);
-        for bad in [r#""yesterday""#, "1747389600", "[1]", "true"] {
-            assert_eq!(reason(with(bad)), Reject::BadField, "{bad}");
+        let cases = [
+            (
+                r#""2020-01-01T00:00:00Z""#,
+                AtReceipt::Clamped(Clamped::TooOld),
+            ),
+            (r#""""#, AtReceipt::Missing),
+            ("null", AtReceipt::Missing),
+            (r#""yesterday""#, AtReceipt::Unparseable),
+            ("1747389600", AtReceipt::NotText),
+            ("[1]", AtReceipt::NotText),
+            ("true", AtReceipt::NotText),
+        ];
+        for (ts, why) in cases {
+            match with(ts) {
+                Parsed::Packet(s, note) => {
+                    assert_eq!(s.heard_at, None, "{ts}");
+                    assert_eq!(note, Some(why), "{ts}");
+                }
+                other => panic!("{ts}: the packet must be kept, got {other:?}"),
+            }
         }
+        let none = parse(t, &format!(r#"{{"raw":"{RAW}"}}"#));
+        assert!(matches!(none, Parsed::Packet(_, Some(AtReceipt::Missing))));
     }
 
     #[test]
@@ -465,7 +494,7 @@ mod tests {
                 NOW
             )
             .0,
-            Parsed::Packet(_)
+            Parsed::Packet(..)
         ));
     }
 
@@ -474,6 +503,7 @@ mod tests {
         let p = parse(
             "meshcore/SEA/ab12/status",
             r#"{"origin":"Roof","model":"Heltec V3","firmware_version":"1.8.2",
+                "clientVersion":"meshcoretomqtt/1.0.6","radio":"910.525,62.5,7,5",
                 "stats":{"battery_mv":"4100 mV","uptime_secs":3600,"noise_floor":-110.5}}"#,
         );
         let Parsed::Status(s) = p else {
@@ -487,6 +517,8 @@ mod tests {
                 name: Some("Roof".into()),
                 model: Some("Heltec V3".into()),
                 firmware: Some("1.8.2".into()),
+                client_version: Some("meshcoretomqtt/1.0.6".into()),
+                radio: Some("910.525,62.5,7,5".into()),
                 battery_mv: Some(4100),
                 uptime_secs: Some(3600),
                 noise_floor: Some(-110.5),

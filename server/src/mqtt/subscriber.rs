@@ -476,7 +476,12 @@ async fn consume(
                 live.truncated(field);
             }
             match parsed {
-                Parsed::Packet(s) => sightings.push(*s),
+                Parsed::Packet(s, at_receipt) => {
+                    if let Some(why) = at_receipt {
+                        live.dated_at_receipt(&s.observer, why);
+                    }
+                    sightings.push(*s);
+                }
                 Parsed::Status(s) => statuses.push(s),
                 Parsed::Ignored(why) => live.ignored(why),
                 Parsed::Rejected(r) => {
@@ -573,7 +578,9 @@ impl Store {
             .until_stored("status reports", n, || {
                 let (w, s) = (self.writer.clone(), statuses.clone());
                 async move {
-                    w.exec(move |conn| apply_status(conn, &s, now)).await?;
+                    let notice = w.foreign_notice();
+                    w.exec(move |conn| apply_status(conn, &s, now, &notice))
+                        .await?;
                     Ok(0)
                 }
             })
@@ -687,9 +694,11 @@ pub(crate) fn apply_status(
     conn: &mut Connection,
     updates: &[StatusUpdate],
     now_secs: i64,
+    foreign: &crate::db::marks::Notice,
 ) -> Result<(), WriteError> {
     let now_text = format_unix_secs(now_secs);
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    crate::db::marks::check(&tx, foreign)?;
     for u in updates {
         // An "offline" report (a last will) must not move last_seen forward.
         let seen = (!u.offline).then_some(now_text.as_str());
@@ -702,6 +711,9 @@ pub(crate) fn apply_status(
                 seen_at: seen,
                 model: u.model.as_deref(),
                 firmware: u.firmware.as_deref(),
+                client_version: u.client_version.as_deref(),
+                radio: u.radio.as_deref(),
+                packet_at: None,
                 battery_mv: u.battery_mv,
                 uptime_secs: u.uptime_secs,
                 noise_floor: u.noise_floor,
@@ -709,6 +721,7 @@ pub(crate) fn apply_status(
             &now_text,
         )?;
     }
+    crate::db::marks::record(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -729,7 +742,8 @@ mod tests {
             battery_mv: Some(4000),
             ..Default::default()
         };
-        apply_status(&mut conn, &[first], 1_000).unwrap();
+        let notice = crate::db::marks::Notice::default();
+        apply_status(&mut conn, &[first], 1_000, &notice).unwrap();
         let later = StatusUpdate {
             observer: "ab".into(),
             firmware: Some("1.9".into()),
@@ -737,7 +751,7 @@ mod tests {
             offline: true,
             ..Default::default()
         };
-        apply_status(&mut conn, &[later], 2_000).unwrap();
+        apply_status(&mut conn, &[later], 2_000, &notice).unwrap();
         let row: (String, String, String, String, i64, String) = conn
             .query_row(
                 "SELECT name, iata, model, firmware, battery_mv, last_seen FROM observers",

@@ -85,7 +85,10 @@ fn migrate_rejects_unknown_names_and_missing_files() {
     let o = run(&["migrate", "no_such_v9"], &db);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("unknown migration \"no_such_v9\"; known: tx_last_seen_backfill_v1"),
+        text(&o).contains(
+            "unknown migration \"no_such_v9\"; known: observations_dedup_v1, hash_rehash_v1, \
+             tx_last_seen_backfill_v1"
+        ),
         "{}",
         text(&o)
     );

@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{advert_payload, packet, spawn_with, Options, TestApp};
 
+mod fixture;
+mod statements;
+
 const LS: &str = meshscope::migrate::last_seen::NAME;
 const FP: &str = meshscope::migrate::from_pubkey::NAME;
 /// A migration only CoreScope knows, left `pending_async` by it.
@@ -599,5 +602,50 @@ fn corescope_time_layouts_are_told_apart() {
         "",
     ] {
         assert!(!corescope_reads_time(bad), "{bad}");
+    }
+}
+
+/// A row left `done` with an error in it (another writer, a hand edit) is
+/// shown without the error; a `failed` row keeps its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_done_row_with_a_leftover_error_is_shown_without_it() {
+    let app = spawn_with(Options {
+        prepare: Some(Box::new(|db| {
+            crate::helpers::run_cli(db, &["seed", "--transmissions", "300", "--legacy"]);
+            Connection::open(db)
+                .unwrap()
+                .execute_batch(
+                    "INSERT INTO _async_migrations (name, status, started_at, ended_at, error, attempts)
+                        VALUES ('observations_dedup_v1', 'done', datetime('now'), datetime('now'),
+                                'stale', 1);
+                     INSERT INTO _async_migrations (name, status, started_at, ended_at, error, attempts)
+                        VALUES ('hash_rehash_v1', 'failed', datetime('now'), datetime('now'),
+                                'a real failure', 99);",
+                )
+                .unwrap();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let (_, list) = app.get("/api/perf/async-migrations").await;
+    let (_, health) = app.get("/api/healthz").await;
+    for l in [&list, &health["async_migrations"]] {
+        let row = |name: &str| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        let done = row("observations_dedup_v1");
+        assert_eq!(
+            (&done["status"], &done["error"]),
+            (&json!("done"), &Value::Null),
+            "{done}"
+        );
+        let failed = row("hash_rehash_v1");
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert_eq!(failed["error"], "a real failure", "{failed}");
     }
 }

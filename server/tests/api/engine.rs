@@ -546,7 +546,13 @@ impl Migration for Exploding {
     fn count(&self, _: &Connection, max_id: i64) -> rusqlite::Result<i64> {
         Ok(max_id)
     }
-    fn chunk(&self, _: &Connection, _: i64, _: i64) -> Result<i64, MigrationError> {
+    fn chunk(
+        &self,
+        _: &Connection,
+        _: i64,
+        _: i64,
+        _: meshscope::migrate::Upkeep,
+    ) -> Result<i64, MigrationError> {
         panic!("chunk exploded");
     }
 }

@@ -266,3 +266,191 @@ async fn a_full_disk_refuses_ingest_pauses_the_backfill_and_everything_resumes_w
     let last = answers.last().unwrap();
     assert_eq!(last.1, 200, "the last answers are served again: {last:?}");
 }
+
+/// The names of the threads of process `pid` (Linux `/proc`), as the
+/// kernel keeps them (15 bytes).
+fn threads_of(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+fn assert_writer_threads_alive(pid: u32, when: &str) {
+    let names = threads_of(pid);
+    for want in ["meshscope-write", "meshscope-check"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{when}: thread {want} is gone ({names:?})"
+        );
+    }
+}
+
+/// The whole disk fills, the server's own log file on it too (so every log
+/// line fails to be written), with no free-space floor and ingest flowing.
+/// The writer and the checkpointer must live through it: ingest is refused
+/// with 507 while full and accepted again within seconds of space
+/// returning, and the backfill resumes by itself to an exact result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_holding_the_log_too_never_stops_the_writer() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
+    let fs = Tmpfs::mount(48 * 1024 * 1024);
+    let db = fs.path().join("full.db");
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let built = crate::engine::legacy_file(dir.path(), 20_000, 4);
+        std::fs::copy(&built, &db).unwrap();
+    }
+    let log = std::fs::File::create(fs.path().join("meshscope.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshscope"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--migration-duty",
+            "0.2",
+            "--throttle-min-free-mb",
+            "0",
+            "--durability",
+            "full",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = crate::helpers::listening_base(&mut child);
+    let pid = child.id();
+    let client = reqwest::Client::new();
+    let backfill = |client: reqwest::Client, base: String| async move {
+        let list: Value = client
+            .get(format!("{base}/api/perf/async-migrations"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == LS)
+            .cloned()
+            .unwrap()
+    };
+    let post = |client: reqwest::Client, base: String, raw: String| async move {
+        let r = client
+            .post(format!("{base}/api/ingest"))
+            .json(&json!({"observer": "f011", "raw": raw}))
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, json!(e.to_string())),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = backfill(client.clone(), base.clone()).await;
+        if m["rowsProcessed"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfill never started: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Fill the disk while ingest flows, one new packet every 20 ms.
+    let filler = fill(fs.path());
+    let mut answers: Vec<(String, u16)> = Vec::new();
+    let full_until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0u64;
+    let mut refused = 0;
+    while Instant::now() < full_until {
+        let raw = packet(2, &[], format!("full disk, log too {i}").as_bytes());
+        i += 1;
+        let (s, body) = post(client.clone(), base.clone(), raw.clone()).await;
+        assert!(matches!(s, 200 | 507), "while full: {s} {body}");
+        if s == 507 {
+            refused += 1;
+            assert!(
+                body["error"].as_str().unwrap().contains("disk is full"),
+                "{body}"
+            );
+        }
+        answers.push((hash_of(&raw), s));
+        assert_writer_threads_alive(pid, "while the disk is full");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused > 0, "the disk never filled under ingest");
+    let h: Value = client
+        .get(format!("{base}/api/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["ready"], true, "{h}");
+
+    // Space comes back: writes are accepted within seconds.
+    std::fs::remove_file(&filler).unwrap();
+    let back_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let raw = packet(2, &[], format!("space again {i}").as_bytes());
+        i += 1;
+        let (s, body) = post(client.clone(), base.clone(), raw.clone()).await;
+        answers.push((hash_of(&raw), s));
+        if s == 200 {
+            break;
+        }
+        assert_eq!(s, 507, "{body}");
+        assert!(Instant::now() < back_by, "writes still refused: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The backfill resumes by itself and ends exact.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = backfill(client.clone(), base.clone()).await;
+        if m["status"] == "done" {
+            assert_eq!(m["rowsProcessed"], m["rowsTotal"], "{m}");
+            break;
+        }
+        assert_ne!(m["status"], "failed", "{m}");
+        assert!(
+            Instant::now() < deadline,
+            "the backfill never finished: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_writer_threads_alive(pid, "after the disk was full");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "meshscope exits cleanly: {status}");
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    assert_last_seen_correct(&c);
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let mut stmt = c
+        .prepare("SELECT COUNT(*) FROM transmissions WHERE hash = ?1")
+        .unwrap();
+    for (hash, status) in &answers {
+        let n: i64 = stmt.query_row([hash], |r| r.get(0)).unwrap();
+        assert_eq!(n, i64::from(*status == 200), "{hash} answered {status}");
+    }
+    // The log says lines were lost while it could not be written.
+    let text = std::fs::read_to_string(fs.path().join("meshscope.log")).unwrap();
+    assert!(text.contains("could not be written"), "{text}");
+}

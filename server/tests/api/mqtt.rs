@@ -1233,14 +1233,12 @@ async fn a_huge_origin_is_capped_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_observer_timestamp_dates_the_observation_within_bounds() {
+async fn the_observer_timestamp_dates_the_observation_or_it_is_dated_at_receipt_and_counted() {
     let broker = Broker::start();
     let app = app_with_broker(&broker).await;
     let now = meshscope::clock::now_secs();
     let fmt = shared::timefmt::format_unix_secs;
     let backlog = packet(5, &[], b"heard while offline");
-    let ahead = packet(5, &[], b"clock far ahead");
-    let old = packet(5, &[], b"clock reset");
     let mut p = Publisher::connect(broker.port);
     let t = topic("SEA", "ab01");
     p.send(
@@ -1248,37 +1246,33 @@ async fn the_observer_timestamp_dates_the_observation_within_bounds() {
         json!({"raw": backlog, "timestamp": fmt(now - 3 * 3600)}).to_string(),
     )
     .await;
-    p.send(
-        &t,
-        json!({"raw": ahead, "timestamp": fmt(now + 15 * 3600)}).to_string(),
-    )
-    .await;
-    p.send(
-        &t,
-        json!({"raw": old, "timestamp": "2020-01-01T00:00:00Z"}).to_string(),
-    )
-    .await;
-    // Malformed: refused as bad_field, never stored at some other time.
-    let bad_text = packet(5, &[], b"bad text");
-    let bad_type = packet(5, &[], b"bad type");
-    p.send(
-        &t,
-        json!({"raw": bad_text, "timestamp": "yesterday"}).to_string(),
-    )
-    .await;
-    p.send(
-        &t,
-        json!({"raw": bad_type, "timestamp": [2026]}).to_string(),
-    )
-    .await;
+    // Timestamps CoreScope tolerates: each packet is kept, dated at
+    // receipt, and its reason counted.
+    let odd = [
+        (
+            "two days ahead",
+            json!(fmt(now + 2 * 86_400)),
+            "too_far_ahead",
+        ),
+        ("clock reset", json!("2020-01-01T00:00:00Z"), "too_old"),
+        ("unparseable", json!("yesterday"), "unparseable"),
+        ("numeric", json!(now), "not_text"),
+        ("an array", json!([2026]), "not_text"),
+    ];
+    let mut raws = Vec::new();
+    for (what, ts, _) in &odd {
+        let raw = packet(5, &[], what.as_bytes());
+        p.send(&t, json!({"raw": raw, "timestamp": ts}).to_string())
+            .await;
+        raws.push(raw);
+    }
     p.flush().await;
-    let l = eventually!("3 stored and 2 refused", 15, {
+    let l = eventually!("6 stored", 15, {
         let l = liveness(&app).await;
-        (l["messages"] == 3 && l["rejected"] == 2).then_some(l)
+        (l["messages"] == 6).then_some(l)
     });
+    assert_eq!(l["rejected"], 0, "{l}");
     let after = meshscope::clock::now_secs();
-    let c = app.liveness.counters("local").unwrap();
-    assert_eq!(c.rejected.get("bad_field"), Some(&2), "{l}");
     let stored = |raw: &str| -> Option<(i64, i64)> {
         app.sql()
             .query_row(
@@ -1290,15 +1284,33 @@ async fn the_observer_timestamp_dates_the_observation_within_bounds() {
             .ok()
     };
     assert_eq!(stored(&backlog), Some((now - 3 * 3600, now - 3 * 3600)));
-    for raw in [&ahead, &old] {
-        let (obs, last) = stored(raw).unwrap();
+    for ((what, _, _), raw) in odd.iter().zip(&raws) {
+        let (obs, last) = stored(raw).unwrap_or_else(|| panic!("{what}: not stored"));
         assert!(
             (now..=after).contains(&obs) && obs == last,
-            "ingest time expected, got {obs} ({now}..={after})"
+            "{what}: ingest time expected, got {obs} ({now}..={after})"
         );
     }
-    assert_eq!(stored(&bad_text), None);
-    assert_eq!(stored(&bad_type), None);
+    // Counted per source and reason (healthz), per observer (the
+    // Observers page), and in the metrics.
+    let want = json!({"too_far_ahead": 1, "too_old": 1, "unparseable": 1, "not_text": 2});
+    assert_eq!(l["datedAtReceipt"], want, "{l}");
+    let (_, observers) = app.get("/api/observers").await;
+    let o = observers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "ab01")
+        .unwrap();
+    assert_eq!(o["datedAtReceipt"], want, "{o}");
+    let metrics = app.get_text("/metrics").await;
+    // (The recorder is the test process's, shared by every test's sources.)
+    assert!(
+        metrics.contains(
+            r#"meshscope_mqtt_dated_at_receipt_total{source="local",reason="unparseable"}"#
+        ),
+        "{metrics}"
+    );
 }
 
 /// TLS and WebSocket transports.

@@ -523,7 +523,14 @@ async fn packet_detail_decodes_each_type_and_lists_every_sighting() {
                 )
             })
             .collect();
-        let mut want_seen = vec![("bb01", json!(4.25), json!(["A1", "B2"]))];
+        // A TRACE's sighting path is the route its payload carries (its
+        // header hops are SNRs), as CoreScope stores it.
+        let path = if t == 9 {
+            json!(["AA", "BB"])
+        } else {
+            json!(["A1", "B2"])
+        };
+        let mut want_seen = vec![("bb01", json!(4.25), path)];
         // A TRACE's hash covers its path length: over one hop it is another packet.
         if t != 9 {
             want_seen.push(("bb02", json!(-1.5), json!(["A1"])));

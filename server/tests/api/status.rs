@@ -420,8 +420,9 @@ impl meshscope::migrate::Migration for MetricsProbe {
         c: &rusqlite::Connection,
         a: i64,
         b: i64,
+        u: meshscope::migrate::Upkeep,
     ) -> Result<i64, meshscope::migrate::MigrationError> {
-        TxLastSeenBackfill.chunk(c, a, b)
+        TxLastSeenBackfill.chunk(c, a, b, u)
     }
 }
 

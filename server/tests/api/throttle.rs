@@ -50,7 +50,13 @@ impl Migration for Weighted {
         last_seen::TxLastSeenBackfill.count(conn, max_id)
     }
 
-    fn chunk(&self, conn: &Connection, after: i64, upto: i64) -> Result<i64, MigrationError> {
+    fn chunk(
+        &self,
+        conn: &Connection,
+        after: i64,
+        upto: i64,
+        upkeep: meshscope::migrate::Upkeep,
+    ) -> Result<i64, MigrationError> {
         let light = (upto.min(self.heavy_from) - after).max(0);
         let heavy = (upto - after - light).max(0);
         let n = light * self.ops + heavy * self.heavy_ops;
@@ -60,7 +66,7 @@ impl Migration for Weighted {
             [n],
             |r| r.get::<_, i64>(0),
         )?;
-        last_seen::TxLastSeenBackfill.chunk(conn, after, upto)
+        last_seen::TxLastSeenBackfill.chunk(conn, after, upto, upkeep)
     }
 }
 
