@@ -3,6 +3,11 @@
 // and back up — fail closed — when the server cannot be reached.
 import { test, expect, banner, screenshot, expectProgressRises } from './fixtures';
 
+// A file small enough that every migration finishes well within the wait
+// below at this duty (each row now carries CoreScope's decoded_json, which
+// the backfills' updates rewrite), large enough to watch progress.
+test.use({ serverOptions: { transmissions: 12_000, duty: 0.02 } });
+
 test('shows a progress line whose numbers rise, then hides when the migrations are done', async ({ page }, info) => {
   const healthzReads: string[] = [];
   page.on('request', (r) => {
