@@ -29,7 +29,7 @@ export type Server = {
   stop: () => Promise<void>;
 };
 
-async function startServer(opts: ServerOptions): Promise<Server> {
+export async function startServer(opts: ServerOptions): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshscope-e2e-'));
   const db = path.join(dir, 'legacy.db');
   execFileSync(BIN, ['seed', '--db', db, '--transmissions', String(opts.transmissions), '--legacy'], {

@@ -1,48 +1,41 @@
-//! `serve` configuration. Every setting can come from a flag, a
-//! `MESHSCOPE_*` environment variable, or the TOML config file, in that
-//! order of precedence; defaults fill in the rest. (The other commands'
-//! arguments live with the binary, in `src/cmd/`.)
+//! `serve`'s settings resolved into [`ServeConfig`], and the background
+//! jobs' into [`EngineConfig`] (for `serve`, `migrate` and `prune` alike):
+//! read from the command line, the environment and the config file by the
+//! one table and precedence of [`crate::settings`], then checked together
+//! (the keys of the two scopes, open ingest on a public address, the MQTT
+//! sources). Every error names where the value came from.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use clap::Args;
-use serde::Deserialize;
 
 use crate::db::Durability;
 use crate::health::HealthConfig;
-use crate::migrate::retention::DaysError;
+use crate::http::Limits;
+use crate::keys::{ApiKey, KeyError, Keys};
 use crate::migrate::{EngineConfig, EngineConfigError, RetentionConfig};
 use crate::mqtt::{MqttSource, SourceError, SourceSpec};
+use crate::settings::{FileError, Given, JobArgs, Origin, ServeArgs, SettingError, Sources};
 
 /// A setting that cannot be used, named as the operator gives it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
-    #[error("--migration-budget-ms: must be greater than 0, got {0}")]
-    Budget(f64),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     #[error(transparent)]
     Engine(#[from] EngineConfigError),
-    #[error(transparent)]
-    Retention(#[from] DaysError),
-    #[error("{option}: {source}")]
+    #[error("{origin} (the {scope} key): {source}")]
     Key {
-        option: &'static str,
+        origin: String,
+        scope: &'static str,
         source: KeyError,
     },
-    #[error("{option}: cannot read {path}: {source}")]
+    #[error("{origin} (the {scope} key): cannot read {path}: {source}")]
     KeyFile {
-        option: &'static str,
+        origin: String,
+        scope: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -53,309 +46,17 @@ pub enum ConfigError {
          both scopes), or pass --allow-open-ingest to serve it open on purpose"
     )]
     OpenIngest { listen: SocketAddr },
-    #[error("{option}: must be from {min} to {max}, got {value}")]
-    Range {
-        option: &'static str,
-        min: u64,
-        max: u64,
-        value: u64,
-    },
-    #[error("--readers: must be from 1 to 64, got {0}")]
-    Readers(u32),
-    #[error("--mqtt: {0}")]
-    MqttUrl(SourceError),
+    #[error("{origin}: {source}")]
+    MqttUrl { origin: String, source: SourceError },
     #[error("[[mqtt]] {label}: {source}")]
     MqttTable { label: String, source: SourceError },
+    #[error("config file {path}: [[mqtt]]: {message}")]
+    MqttFile { path: PathBuf, message: String },
     #[error(
         "two MQTT sources are named {0:?} (the same broker twice?); sources need distinct \
          names, set with `name` in [[mqtt]] tables"
     )]
     DuplicateSource(String),
-}
-
-#[derive(Debug, Args, Default)]
-pub struct ServeArgs {
-    /// TOML config file (keys as the flags, with underscores: db, listen, dist, api_key, ...).
-    #[arg(long, env = "MESHSCOPE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// SQLite database file; created (with its folder) if missing. [default: ./data/meshscope.db]
-    #[arg(long, env = "MESHSCOPE_DB")]
-    pub db: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free port. [default: 127.0.0.1:8080]
-    #[arg(long, env = "MESHSCOPE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Folder with the built dashboard (index.html). [default: ./dist]
-    #[arg(long, env = "MESHSCOPE_DIST")]
-    pub dist: Option<PathBuf>,
-    /// A key for both scopes (ingest and operator controls), unless the
-    /// scope has its own key. Give it by environment or file: a flag shows
-    /// in `ps`. [env MESHSCOPE_API_KEY]
-    #[arg(long, env = "MESHSCOPE_API_KEY", hide = true, hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// File holding the key for both scopes (first line).
-    #[arg(long, env = "MESHSCOPE_API_KEY_FILE", value_name = "PATH")]
-    pub api_key_file: Option<PathBuf>,
-    /// The key `POST /api/ingest` requires. [env MESHSCOPE_INGEST_KEY]
-    #[arg(
-        long,
-        env = "MESHSCOPE_INGEST_KEY",
-        hide = true,
-        hide_env_values = true
-    )]
-    pub ingest_key: Option<String>,
-    /// File holding the ingest key (first line).
-    #[arg(long, env = "MESHSCOPE_INGEST_KEY_FILE", value_name = "PATH")]
-    pub ingest_key_file: Option<PathBuf>,
-    /// The key the operator controls (pause, resume, cancel, retry) require.
-    /// [env MESHSCOPE_OPERATOR_KEY]
-    #[arg(
-        long,
-        env = "MESHSCOPE_OPERATOR_KEY",
-        hide = true,
-        hide_env_values = true
-    )]
-    pub operator_key: Option<String>,
-    /// File holding the operator key (first line).
-    #[arg(long, env = "MESHSCOPE_OPERATOR_KEY_FILE", value_name = "PATH")]
-    pub operator_key_file: Option<PathBuf>,
-    /// Serve ingest without a key on a non-loopback address (anyone who can
-    /// reach the port can then write packets). Refused otherwise.
-    #[arg(long, env = "MESHSCOPE_ALLOW_OPEN_INGEST")]
-    pub allow_open_ingest: bool,
-    /// Close a connection that has not sent a whole request head within this
-    /// many seconds (also the idle time of a kept-alive connection). [default: 10]
-    #[arg(long, env = "MESHSCOPE_HEADER_TIMEOUT_SECS")]
-    pub header_timeout_secs: Option<u64>,
-    /// Fail a request whose body has not arrived within this many seconds.
-    /// [default: 30]
-    #[arg(long, env = "MESHSCOPE_BODY_TIMEOUT_SECS")]
-    pub body_timeout_secs: Option<u64>,
-    /// Connections served at once; more are answered 503 and closed. [default: 512]
-    #[arg(long, env = "MESHSCOPE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// `/api/events` streams open at once; more are answered 503. [default: 64]
-    #[arg(long, env = "MESHSCOPE_MAX_EVENT_STREAMS")]
-    pub max_event_streams: Option<usize>,
-    /// A database read taking longer is stopped and answered 503. [default: 2000]
-    #[arg(long, env = "MESHSCOPE_QUERY_TIMEOUT_MS")]
-    pub query_timeout_ms: Option<u64>,
-    /// Read-only database connections in the reader pool. [default: 4]
-    #[arg(long, env = "MESHSCOPE_READERS")]
-    pub readers: Option<u32>,
-    /// What an acknowledged write survives: `full` syncs every commit to disk
-    /// (survives a power cut); `normal` syncs at checkpoints only (survives a
-    /// crash of meshscope, not of the machine). [default: full]
-    #[arg(long, env = "MESHSCOPE_DURABILITY", value_enum)]
-    pub durability: Option<Durability>,
-    /// MQTT broker to ingest live packets from, as mqtt://[USER:PASS@]HOST[:PORT]
-    /// (repeatable; comma-separated in the env var). Given here, it replaces the
-    /// config file's [[mqtt]] sources. [default: none]
-    #[arg(
-        long = "mqtt",
-        env = "MESHSCOPE_MQTT",
-        value_delimiter = ',',
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub mqtt: Vec<String>,
-    #[command(flatten)]
-    pub migration: MigrationArgs,
-    #[command(flatten)]
-    pub retention: RetentionArgs,
-}
-
-/// Retention (`[retention]` in the config file); off unless set.
-#[derive(Debug, Args, Default, Clone)]
-pub struct RetentionArgs {
-    /// Delete packet sightings older than this many days (and packets left
-    /// without any), hourly, online. [default: keep everything]
-    #[arg(
-        long,
-        env = "MESHSCOPE_RETENTION_PACKET_DAYS",
-        allow_negative_numbers = true
-    )]
-    pub retention_packet_days: Option<i64>,
-    /// Delete observers not heard for this many days (once none of their
-    /// sightings is kept). [default: keep everything]
-    #[arg(
-        long,
-        env = "MESHSCOPE_RETENTION_OBSERVER_DAYS",
-        allow_negative_numbers = true
-    )]
-    pub retention_observer_days: Option<i64>,
-}
-
-impl RetentionArgs {
-    /// Flags/env over the config file's `[retention]`, validated (whole days ≥ 1).
-    pub fn resolve(&self, file: &RetentionFile) -> Result<RetentionConfig, ConfigError> {
-        let packet = match self.retention_packet_days {
-            Some(v) => RetentionConfig::days("--retention-packet-days", Some(v))?,
-            None => RetentionConfig::days("[retention] packet_days", file.packet_days)?,
-        };
-        let observer = match self.retention_observer_days {
-            Some(v) => RetentionConfig::days("--retention-observer-days", Some(v))?,
-            None => RetentionConfig::days("[retention] observer_days", file.observer_days)?,
-        };
-        Ok(RetentionConfig {
-            packet_days: packet,
-            observer_days: observer,
-        })
-    }
-}
-
-/// The config file's `[retention]` table (CoreScope's `retention.packetDays`
-/// and `retention.observerDays`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionFile {
-    pub packet_days: Option<i64>,
-    pub observer_days: Option<i64>,
-}
-
-/// Online-migration knobs, shared by `serve` and `migrate`.
-#[derive(Debug, Args, Default, Clone)]
-pub struct MigrationArgs {
-    /// Writer time per migration chunk, in milliseconds. [default: 10]
-    #[arg(long, env = "MESHSCOPE_MIGRATION_BUDGET_MS")]
-    pub(crate) migration_budget_ms: Option<f64>,
-    /// Largest fraction of wall time migrations may hold the writer, in (0, 1];
-    /// 1 runs flat out (yielding only to ingest), 0.1 runs gently. [default: 1.0]
-    #[arg(long, env = "MESHSCOPE_MIGRATION_DUTY")]
-    pub(crate) migration_duty: Option<f64>,
-    /// Automatic retries of a failed migration stop after this many attempts. [default: 3]
-    #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_ATTEMPTS")]
-    pub(crate) migration_max_attempts: Option<i64>,
-    /// Smallest chunk, in rows. [default: 64]
-    #[arg(long, env = "MESHSCOPE_MIGRATION_MIN_BATCH")]
-    pub(crate) migration_min_batch: Option<i64>,
-    /// Largest chunk, in rows. [default: 200000]
-    #[arg(long, env = "MESHSCOPE_MIGRATION_MAX_BATCH")]
-    pub(crate) migration_max_batch: Option<i64>,
-    /// Throttle migrations while the WAL holds more than this many MiB not
-    /// yet checkpointed; 0 turns the signal off. [default: 32]
-    #[arg(long, env = "MESHSCOPE_THROTTLE_WAL_MB")]
-    pub(crate) throttle_wal_mb: Option<u64>,
-    /// Throttle migrations while a reader has kept the WAL checkpoint from
-    /// moving for this many seconds; 0 turns the signal off. [default: 30]
-    #[arg(long, env = "MESHSCOPE_THROTTLE_CHECKPOINT_STUCK_SECS")]
-    pub(crate) throttle_checkpoint_stuck_secs: Option<u64>,
-    /// Throttle migrations while ingest's wait for the writer has a p99 over
-    /// this many ms (last 5 s); 0 turns the signal off. [default: 200]
-    #[arg(long, env = "MESHSCOPE_THROTTLE_INGEST_WAIT_MS")]
-    pub(crate) throttle_ingest_wait_ms: Option<u64>,
-    /// Throttle migrations while the database's disk has less than this
-    /// many MiB free; 0 turns the signal off. [default: 256]
-    #[arg(long, env = "MESHSCOPE_THROTTLE_MIN_FREE_MB")]
-    pub(crate) throttle_min_free_mb: Option<u64>,
-}
-
-impl MigrationArgs {
-    /// Flags/env over the config file over defaults, validated.
-    pub fn resolve(&self, file: &FileConfig) -> Result<EngineConfig, ConfigError> {
-        let d = EngineConfig::default();
-        let budget_ms = self
-            .migration_budget_ms
-            .or(file.migration_budget_ms)
-            .unwrap_or(d.budget.as_secs_f64() * 1000.0);
-        if !budget_ms.is_finite() || budget_ms <= 0.0 {
-            return Err(ConfigError::Budget(budget_ms));
-        }
-        let cfg = EngineConfig {
-            budget: std::time::Duration::from_secs_f64(budget_ms / 1000.0),
-            duty: self
-                .migration_duty
-                .or(file.migration_duty)
-                .unwrap_or(d.duty),
-            max_attempts: self
-                .migration_max_attempts
-                .or(file.migration_max_attempts)
-                .unwrap_or(d.max_attempts),
-            min_batch: self
-                .migration_min_batch
-                .or(file.migration_min_batch)
-                .unwrap_or(d.min_batch),
-            max_batch: self
-                .migration_max_batch
-                .or(file.migration_max_batch)
-                .unwrap_or(d.max_batch),
-            health: HealthConfig {
-                wal_max_bytes: self
-                    .throttle_wal_mb
-                    .or(file.throttle_wal_mb)
-                    .map_or(d.health.wal_max_bytes, mib),
-                checkpoint_stuck: self
-                    .throttle_checkpoint_stuck_secs
-                    .or(file.throttle_checkpoint_stuck_secs)
-                    .map_or(d.health.checkpoint_stuck, Duration::from_secs),
-                ingest_wait_p99: self
-                    .throttle_ingest_wait_ms
-                    .or(file.throttle_ingest_wait_ms)
-                    .map_or(d.health.ingest_wait_p99, Duration::from_millis),
-                min_free_bytes: self
-                    .throttle_min_free_mb
-                    .or(file.throttle_min_free_mb)
-                    .map_or(d.health.min_free_bytes, mib),
-            },
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-}
-
-/// MiB to bytes, saturating.
-fn mib(n: u64) -> u64 {
-    n.saturating_mul(1024 * 1024)
-}
-
-/// The TOML config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub db: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
-    pub dist: Option<PathBuf>,
-    pub api_key: Option<String>,
-    pub api_key_file: Option<PathBuf>,
-    pub ingest_key: Option<String>,
-    pub ingest_key_file: Option<PathBuf>,
-    pub operator_key: Option<String>,
-    pub operator_key_file: Option<PathBuf>,
-    pub allow_open_ingest: Option<bool>,
-    pub header_timeout_secs: Option<u64>,
-    pub body_timeout_secs: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_event_streams: Option<usize>,
-    pub query_timeout_ms: Option<u64>,
-    pub readers: Option<u32>,
-    pub durability: Option<Durability>,
-    pub(crate) migration_budget_ms: Option<f64>,
-    pub(crate) migration_duty: Option<f64>,
-    pub(crate) migration_max_attempts: Option<i64>,
-    pub(crate) migration_min_batch: Option<i64>,
-    pub(crate) throttle_wal_mb: Option<u64>,
-    pub(crate) throttle_checkpoint_stuck_secs: Option<u64>,
-    pub(crate) throttle_ingest_wait_ms: Option<u64>,
-    pub(crate) throttle_min_free_mb: Option<u64>,
-    pub(crate) migration_max_batch: Option<i64>,
-    /// `[[mqtt]]` tables: name, url, username, password, topics, iata_filter.
-    #[serde(default)]
-    pub mqtt: Vec<SourceSpec>,
-    /// `[retention]`: packet_days, observer_days.
-    #[serde(default)]
-    pub retention: RetentionFile,
-}
-
-impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
 }
 
 /// Settings for `serve`, resolved and validated.
@@ -376,236 +77,141 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// Merges flags/env over the config file over defaults, and validates.
-    pub fn resolve(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
-        let file = match &args.config {
-            Some(p) => FileConfig::load(p)?,
-            None => FileConfig::default(),
+    /// Every source of settings merged by precedence, and validated.
+    pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let src = Sources::load(&args.0)?;
+        let engine = engine_config(&src)?;
+        let retention = RetentionConfig {
+            packet_days: src.get("retention.packet_days")?.map(|(d, _)| d),
+            observer_days: src.get("retention.observer_days")?.map(|(d, _)| d),
         };
-        let engine = args.migration.resolve(&file)?;
-        let retention = args.retention.resolve(&file.retention)?;
-        let limits = Limits::resolve(&args, &file)?;
-        let both = key(
-            "the API key (MESHSCOPE_API_KEY / api_key_file)",
-            args.api_key.or(file.api_key),
-            args.api_key_file.or(file.api_key_file),
-        )?;
+        let secs =
+            |key| -> Result<Duration, SettingError> { Ok(Duration::from_secs(src.value(key)?)) };
+        let limits = Limits {
+            header_timeout: secs("header_timeout_secs")?,
+            body_timeout: secs("body_timeout_secs")?,
+            max_connections: src.value("max_connections")?,
+            max_event_streams: src.value("max_event_streams")?,
+            query_timeout: Duration::from_millis(src.value("query_timeout_ms")?),
+        };
+        let both = key(&src, "shared", ["api_key", "api_key_file"])?;
         let keys = Keys {
-            ingest: key(
-                "the ingest key (MESHSCOPE_INGEST_KEY / ingest_key_file)",
-                args.ingest_key.or(file.ingest_key),
-                args.ingest_key_file.or(file.ingest_key_file),
-            )?
-            .or_else(|| both.clone()),
-            operator: key(
-                "the operator key (MESHSCOPE_OPERATOR_KEY / operator_key_file)",
-                args.operator_key.or(file.operator_key),
-                args.operator_key_file.or(file.operator_key_file),
-            )?
-            .or(both),
+            ingest: key(&src, "ingest", ["ingest_key", "ingest_key_file"])?
+                .or_else(|| both.clone()),
+            operator: key(&src, "operator", ["operator_key", "operator_key_file"])?.or(both),
         };
-
-        let readers = args.readers.or(file.readers).unwrap_or(4);
-        if !(1..=64).contains(&readers) {
-            return Err(ConfigError::Readers(readers));
-        }
-        let mqtt = resolve_mqtt(&args.mqtt, file.mqtt)?;
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let allow_open_ingest = args.allow_open_ingest || file.allow_open_ingest.unwrap_or(false);
+        let listen: SocketAddr = src.value("listen")?;
+        let allow_open_ingest: bool = src.value("allow_open_ingest")?;
         if keys.ingest.is_none() && !listen.ip().is_loopback() && !allow_open_ingest {
             return Err(ConfigError::OpenIngest { listen });
         }
+        let durability = match src.value::<String>("durability")?.as_str() {
+            "normal" => Durability::Normal,
+            _ => Durability::Full,
+        };
         Ok(ServeConfig {
-            mqtt,
+            mqtt: mqtt_sources(&src)?,
             engine,
             retention,
-            durability: args.durability.or(file.durability).unwrap_or_default(),
-            db: args
-                .db
-                .or(file.db)
-                .unwrap_or_else(|| PathBuf::from("data/meshscope.db")),
+            durability,
+            db: src.value("db")?,
             listen,
-            dist: args
-                .dist
-                .or(file.dist)
-                .unwrap_or_else(|| PathBuf::from("dist")),
+            dist: src.value("dist")?,
             keys,
             limits,
-            readers,
+            readers: src.value("readers")?,
         })
     }
 }
 
-/// A configured API key. Only its SHA-256 is kept, so comparisons take the
-/// same time whatever the presented key's length or content.
-#[derive(Clone)]
-pub struct ApiKey([u8; 32]);
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(..)")
-    }
+/// The background jobs' settings of `migrate` and `prune` (the same keys
+/// as `serve`'s, from the same sources, the config file included).
+pub fn resolve_jobs(args: &JobArgs) -> Result<EngineConfig, ConfigError> {
+    engine_config(&Sources::load(&args.0)?)
 }
 
-/// Why a configured key is refused (the key itself is never shown).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("API key must be 8 to 256 characters long")]
-    Length,
-    #[error("API key must be visible ASCII without spaces")]
-    Characters,
+/// The engine's knobs from `src`, validated together.
+fn engine_config(src: &Sources) -> Result<EngineConfig, ConfigError> {
+    let mib = |n: u64| n.saturating_mul(1024 * 1024);
+    let cfg = EngineConfig {
+        budget: Duration::from_secs_f64(src.value::<f64>("migration_budget_ms")? / 1000.0),
+        duty: src.value("migration_duty")?,
+        max_attempts: src.value("migration_max_attempts")?,
+        min_batch: src.value("migration_min_batch")?,
+        max_batch: src.value("migration_max_batch")?,
+        health: HealthConfig {
+            wal_max_bytes: mib(src.value("throttle_wal_mb")?),
+            checkpoint_stuck: Duration::from_secs(src.value("throttle_checkpoint_stuck_secs")?),
+            ingest_wait_p99: Duration::from_millis(src.value("throttle_ingest_wait_ms")?),
+            min_free_bytes: mib(src.value("throttle_min_free_mb")?),
+        },
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
-impl ApiKey {
-    /// Keys are 8-256 visible ASCII characters.
-    pub fn parse(s: &str) -> Result<ApiKey, KeyError> {
-        if s.len() < 8 || s.len() > 256 {
-            return Err(KeyError::Length);
-        }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(KeyError::Characters);
-        }
-        Ok(ApiKey(
-            <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()).into(),
-        ))
-    }
-
-    /// Whether `presented` is this key (constant time).
-    pub(crate) fn matches(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(presented.as_bytes()).into();
-        subtle::ConstantTimeEq::ct_eq(&self.0[..], &digest[..]).into()
-    }
-}
-
-/// The keys of the two scopes. A key given for both (`api_key`) covers a
-/// scope that has no key of its own.
-#[derive(Debug, Clone, Default)]
-pub struct Keys {
-    /// Required by `POST /api/ingest`; `None`: ingest is open.
-    pub ingest: Option<ApiKey>,
-    /// Required by the operator controls; `None`: controls are disabled.
-    pub operator: Option<ApiKey>,
-}
-
-/// A key from its value or its file (the value wins); `None` when neither
+/// A scope's key from the highest-precedence source that gives it, as a
+/// value or as a file (`keys` = [value key, file key]); `None` when neither
 /// is given or the value is empty.
 fn key(
-    option: &'static str,
-    value: Option<String>,
-    file: Option<PathBuf>,
+    src: &Sources,
+    scope: &'static str,
+    keys: [&'static str; 2],
 ) -> Result<Option<ApiKey>, ConfigError> {
-    let text = match (value.filter(|v| !v.is_empty()), file) {
-        (Some(v), _) => v,
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::KeyFile {
-                option,
-                path: path.clone(),
-                source,
-            })?;
-            text.lines().next().unwrap_or("").trim().to_string()
-        }
-        (None, None) => return Ok(None),
+    let Some((which, Given { values, origin })) = src.first_of(&keys) else {
+        return Ok(None);
+    };
+    let text = values.last().cloned().unwrap_or_default();
+    let origin_text = origin.to_string();
+    let text = if which == keys[1] {
+        let path = PathBuf::from(&text);
+        let content = std::fs::read_to_string(&path).map_err(|source| ConfigError::KeyFile {
+            origin: origin_text.clone(),
+            scope,
+            path: path.clone(),
+            source,
+        })?;
+        content.lines().next().unwrap_or("").trim().to_string()
+    } else if text.is_empty() {
+        return Ok(None);
+    } else {
+        text
     };
     ApiKey::parse(&text)
         .map(Some)
-        .map_err(|source| ConfigError::Key { option, source })
-}
-
-/// What a client may take of the server: time, connections, streams, reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub header_timeout: std::time::Duration,
-    pub body_timeout: std::time::Duration,
-    pub max_connections: usize,
-    pub max_event_streams: usize,
-    pub query_timeout: std::time::Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: std::time::Duration::from_secs(10),
-            body_timeout: std::time::Duration::from_secs(30),
-            max_connections: 512,
-            max_event_streams: 64,
-            query_timeout: std::time::Duration::from_millis(2_000),
-        }
-    }
-}
-
-impl Limits {
-    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
-        let d = Limits::default();
-        let range = |option: &'static str, v: Option<u64>, min: u64, max: u64, default: u64| {
-            let value = v.unwrap_or(default);
-            if (min..=max).contains(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError::Range {
-                    option,
-                    min,
-                    max,
-                    value,
-                })
-            }
-        };
-        let secs = std::time::Duration::from_secs;
-        Ok(Limits {
-            header_timeout: secs(range(
-                "--header-timeout-secs",
-                args.header_timeout_secs.or(file.header_timeout_secs),
-                1,
-                3_600,
-                d.header_timeout.as_secs(),
-            )?),
-            body_timeout: secs(range(
-                "--body-timeout-secs",
-                args.body_timeout_secs.or(file.body_timeout_secs),
-                1,
-                3_600,
-                d.body_timeout.as_secs(),
-            )?),
-            max_connections: range(
-                "--max-connections",
-                args.max_connections
-                    .or(file.max_connections)
-                    .map(|v| v as u64),
-                1,
-                100_000,
-                d.max_connections as u64,
-            )? as usize,
-            max_event_streams: range(
-                "--max-event-streams",
-                args.max_event_streams
-                    .or(file.max_event_streams)
-                    .map(|v| v as u64),
-                1,
-                100_000,
-                d.max_event_streams as u64,
-            )? as usize,
-            query_timeout: std::time::Duration::from_millis(range(
-                "--query-timeout-ms",
-                args.query_timeout_ms.or(file.query_timeout_ms),
-                10,
-                600_000,
-                d.query_timeout.as_millis() as u64,
-            )?),
+        .map_err(|source| ConfigError::Key {
+            origin: origin_text,
+            scope,
+            source,
         })
-    }
 }
 
-/// `--mqtt` URLs when given, else the file's `[[mqtt]]` tables; names must
-/// be unique (they key `ingest_liveness` and the metrics).
-fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSource>, ConfigError> {
-    let urls: Vec<&str> = urls
-        .iter()
-        .map(|u| u.trim())
-        .filter(|u| !u.is_empty())
-        .collect();
+/// `--mqtt` URLs (flag or environment) when given, else the file's
+/// `[[mqtt]]` tables; names must be unique (they key `ingest_liveness` and
+/// the metrics).
+fn mqtt_sources(src: &Sources) -> Result<Vec<MqttSource>, ConfigError> {
+    let urls: Vec<(String, Origin)> = match src.given("mqtt") {
+        Some(g) if !matches!(g.origin, Origin::File { .. }) => g
+            .values
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .map(|u| (u, g.origin.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
     let sources = if urls.is_empty() {
+        let tables: Vec<SourceSpec> = match (&src.mqtt, &src.file) {
+            (Some(v), Some(path)) => {
+                v.clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::MqttFile {
+                        path: path.clone(),
+                        message: e.message().to_string(),
+                    })?
+            }
+            _ => Vec::new(),
+        };
         tables
             .into_iter()
             .enumerate()
@@ -620,13 +226,18 @@ fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSour
             .collect::<Result<Vec<_>, _>>()?
     } else {
         urls.iter()
-            .map(|u| MqttSource::from_url(u).map_err(ConfigError::MqttUrl))
+            .map(|(u, origin)| {
+                MqttSource::from_url(u).map_err(|source| ConfigError::MqttUrl {
+                    origin: origin.to_string(),
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
     let mut names = std::collections::BTreeSet::new();
-    for src in &sources {
-        if !names.insert(src.name.as_str()) {
-            return Err(ConfigError::DuplicateSource(src.name.clone()));
+    for s in &sources {
+        if !names.insert(s.name.as_str()) {
+            return Err(ConfigError::DuplicateSource(s.name.clone()));
         }
     }
     Ok(sources)
@@ -635,152 +246,139 @@ fn resolve_mqtt(urls: &[String], tables: Vec<SourceSpec>) -> Result<Vec<MqttSour
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::CommandLine;
+
+    fn serve(cli: CommandLine) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::resolve(&ServeArgs(cli))
+    }
 
     #[test]
     fn flags_override_file_and_defaults_fill_in() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("m.toml");
+        let file = cfg.display().to_string();
         std::fs::write(&cfg, "db = \"from-file.db\"\nreaders = 2\n").unwrap();
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg.clone()),
-            readers: Some(7),
-            ..Default::default()
-        })
+        let c = serve(
+            CommandLine::default()
+                .with("config", &*file)
+                .with("readers", "7"),
+        )
         .unwrap();
         assert_eq!(c.db, PathBuf::from("from-file.db"));
         assert_eq!(c.readers, 7);
         assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.engine.budget, Duration::from_millis(10));
 
         std::fs::write(&cfg, "dbb = \"typo.db\"\n").unwrap();
-        let err = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("dbb"), "{err}");
-        let err = ServeConfig::resolve(ServeArgs {
-            readers: Some(0),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("--readers"), "{err}");
-        for (args, want) in [
-            (
-                MigrationArgs {
-                    migration_duty: Some(0.0),
-                    ..Default::default()
-                },
-                "--migration-duty",
-            ),
-            (
-                MigrationArgs {
-                    migration_budget_ms: Some(-1.0),
-                    ..Default::default()
-                },
-                "--migration-budget-ms",
-            ),
-            (
-                MigrationArgs {
-                    migration_min_batch: Some(0),
-                    ..Default::default()
-                },
-                "--migration-min-batch",
-            ),
-        ] {
-            let err = ServeConfig::resolve(ServeArgs {
-                migration: args,
-                ..Default::default()
-            })
+        let err = serve(CommandLine::default().with("config", &*file))
             .unwrap_err()
             .to_string();
+        assert!(err.contains("dbb"), "{err}");
+        let err = serve(CommandLine::default().with("readers", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--readers"), "{err}");
+        for (key, value, want) in [
+            ("migration_duty", "0", "--migration-duty"),
+            ("migration_budget_ms", "-1", "--migration-budget-ms"),
+            ("migration_min_batch", "0", "--migration-min-batch"),
+        ] {
+            let err = serve(CommandLine::default().with(key, value))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err}");
         }
-        let c = ServeConfig::resolve(ServeArgs {
-            migration: MigrationArgs {
-                migration_duty: Some(0.25),
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
+        let c = serve(CommandLine::default().with("migration_duty", "0.25")).unwrap();
         assert_eq!(c.engine.duty, 0.25);
+        // A value from the file is named as the file's.
+        std::fs::write(&cfg, "migration_duty = 2.0\n").unwrap();
+        let err = serve(CommandLine::default().with("config", &*file))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("migration_duty in {file}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_file_by_flag_beats_a_key_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("m.toml");
+        let key = dir.path().join("k");
+        std::fs::write(&cfg, "operator_key = \"file-key-12345\"\n").unwrap();
+        std::fs::write(&key, "flag-key-67890\n").unwrap();
+        let c = serve(
+            CommandLine::default()
+                .with("config", cfg.display().to_string())
+                .with("operator_key_file", key.display().to_string()),
+        )
+        .unwrap();
+        let k = c.keys.operator.unwrap();
+        assert!(k.matches("flag-key-67890") && !k.matches("file-key-12345"));
+        // A missing key file is named by where it was given.
+        let err = serve(CommandLine::default().with("api_key_file", "/no/such/key"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--api-key-file (the shared key): cannot read /no/such/key"),
+            "{err}"
+        );
     }
 
     #[test]
     fn retention_is_off_by_default_and_days_are_validated() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("m.toml");
-        assert!(!ServeConfig::resolve(ServeArgs::default())
-            .unwrap()
-            .retention
-            .is_on());
+        let file = cfg.display().to_string();
+        assert!(!serve(CommandLine::default()).unwrap().retention.is_on());
         std::fs::write(&cfg, "[retention]\npacket_days = 30\nobserver_days = 60\n").unwrap();
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg.clone()),
-            ..Default::default()
-        })
-        .unwrap();
+        let c = serve(CommandLine::default().with("config", &*file)).unwrap();
         assert_eq!(c.retention.packet_days, Some(30));
         assert_eq!(c.retention.observer_days, Some(60));
         // A flag wins over the file.
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg.clone()),
-            retention: RetentionArgs {
-                retention_packet_days: Some(7),
-                ..Default::default()
-            },
-            ..Default::default()
-        })
+        let c = serve(
+            CommandLine::default()
+                .with("config", &*file)
+                .with("retention.packet_days", "7"),
+        )
         .unwrap();
         assert_eq!(c.retention.packet_days, Some(7));
         for (text, want) in [
-            ("[retention]\npacket_days = 0\n", "[retention] packet_days"),
+            ("[retention]\npacket_days = 0\n", "retention.packet_days in"),
             (
                 "[retention]\nobserver_days = -3\n",
-                "[retention] observer_days",
+                "retention.observer_days in",
             ),
-            ("[retention]\npacket_day = 3\n", "packet_day"),
+            ("[retention]\npacket_day = 3\n", "retention.packet_day"),
         ] {
             std::fs::write(&cfg, text).unwrap();
-            let err = ServeConfig::resolve(ServeArgs {
-                config: Some(cfg.clone()),
-                ..Default::default()
-            })
-            .unwrap_err()
-            .to_string();
+            let err = serve(CommandLine::default().with("config", &*file))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
-        let err = ServeConfig::resolve(ServeArgs {
-            retention: RetentionArgs {
-                retention_observer_days: Some(0),
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let err = serve(CommandLine::default().with("retention.observer_days", "0"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--retention-observer-days"), "{err}");
     }
 
     #[test]
-    fn the_example_config_file_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../meshscope.example.toml");
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(c.mqtt.len(), 1);
-        assert_eq!(c.mqtt[0].name, "home-broker");
-        assert_eq!(c.mqtt[0].topics, crate::mqtt::DEFAULT_TOPICS);
+    fn the_example_config_file_is_valid_and_holds_the_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../meshscope.example.toml");
+        let c = serve(CommandLine::default().with("config", path.display().to_string())).unwrap();
+        let d = serve(CommandLine::default()).unwrap();
+        assert_eq!((c.db, c.readers, c.limits), (d.db, d.readers, d.limits));
+        assert!(c.mqtt.is_empty());
     }
 
     #[test]
     fn mqtt_sources_from_flags_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("m.toml");
+        let file = cfg.display().to_string();
         std::fs::write(
             &cfg,
             r#"
@@ -797,11 +395,7 @@ url = "mqtt://10.0.0.2"
 "#,
         )
         .unwrap();
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg.clone()),
-            ..Default::default()
-        })
-        .unwrap();
+        let c = serve(CommandLine::default().with("config", &*file)).unwrap();
         assert_eq!(c.mqtt.len(), 2);
         assert_eq!(c.mqtt[0].name, "west");
         assert_eq!(c.mqtt[0].password.as_deref(), Some("secret"));
@@ -810,25 +404,24 @@ url = "mqtt://10.0.0.2"
         assert_eq!(c.mqtt[1].topics, crate::mqtt::DEFAULT_TOPICS);
 
         // Flags replace the file's sources.
-        let c = ServeConfig::resolve(ServeArgs {
-            config: Some(cfg.clone()),
-            mqtt: vec!["mqtt://a:1".into(), "mqtt://b".into()],
-            ..Default::default()
-        })
+        let c = serve(
+            CommandLine::default()
+                .with("config", &*file)
+                .with("mqtt", "mqtt://a:1")
+                .with("mqtt", "mqtt://b"),
+        )
         .unwrap();
         let names: Vec<_> = c.mqtt.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a:1", "b:1883"]);
 
-        for (args, want) in [
+        for (urls, want) in [
             (vec!["http://a"], "--mqtt: "),
             (vec!["mqtt://a", "mqtt://a:1883"], "two MQTT sources"),
         ] {
-            let err = ServeConfig::resolve(ServeArgs {
-                mqtt: args.into_iter().map(String::from).collect(),
-                ..Default::default()
-            })
-            .unwrap_err()
-            .to_string();
+            let cli = urls
+                .into_iter()
+                .fold(CommandLine::default(), |c, u| c.with("mqtt", u));
+            let err = serve(cli).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
         for (toml, want) in [
@@ -844,12 +437,9 @@ url = "mqtt://10.0.0.2"
             ),
         ] {
             std::fs::write(&cfg, toml).unwrap();
-            let err = ServeConfig::resolve(ServeArgs {
-                config: Some(cfg.clone()),
-                ..Default::default()
-            })
-            .unwrap_err()
-            .to_string();
+            let err = serve(CommandLine::default().with("config", &*file))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{toml}: {err}");
         }
     }

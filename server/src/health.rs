@@ -50,12 +50,15 @@ pub struct HealthConfig {
 }
 
 impl Default for HealthConfig {
+    /// The settings' declared defaults.
     fn default() -> Self {
+        use crate::settings::default_of;
+        let mib = |key| default_of::<u64>(key) * 1024 * 1024;
         HealthConfig {
-            wal_max_bytes: 32 * 1024 * 1024,
-            checkpoint_stuck: Duration::from_secs(30),
-            ingest_wait_p99: Duration::from_millis(200),
-            min_free_bytes: 256 * 1024 * 1024,
+            wal_max_bytes: mib("throttle_wal_mb"),
+            checkpoint_stuck: Duration::from_secs(default_of("throttle_checkpoint_stuck_secs")),
+            ingest_wait_p99: Duration::from_millis(default_of("throttle_ingest_wait_ms")),
+            min_free_bytes: mib("throttle_min_free_mb"),
         }
     }
 }

@@ -19,7 +19,29 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::config::Limits;
+/// What a client may take of the server: time, connections, streams, reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_event_streams: usize,
+    pub query_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// The settings' declared defaults.
+    fn default() -> Self {
+        use crate::settings::default_of;
+        Limits {
+            header_timeout: Duration::from_secs(default_of("header_timeout_secs")),
+            body_timeout: Duration::from_secs(default_of("body_timeout_secs")),
+            max_connections: default_of("max_connections"),
+            max_event_streams: default_of("max_event_streams"),
+            query_timeout: Duration::from_millis(default_of("query_timeout_ms")),
+        }
+    }
+}
 
 /// How long shutdown waits for open connections before closing them.
 pub const DRAIN: Duration = Duration::from_secs(4);

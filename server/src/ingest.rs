@@ -27,7 +27,7 @@ use shared::timefmt::format_unix_secs;
 
 use crate::decoder;
 use crate::fields::{self, kind, Mode};
-use crate::migrate::{counts, nodes, Upkeep};
+use crate::store::{counts, nodes, Upkeep};
 
 /// Most items one ingest request may carry.
 pub(crate) const MAX_ITEMS: usize = 1000;

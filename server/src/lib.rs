@@ -3,6 +3,7 @@
 //! other commands in `cmd/`) parses the command line and dispatches here.
 
 pub mod api;
+pub mod backoff;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod health;
 pub mod heard;
 pub mod http;
 pub mod ingest;
+pub mod keys;
+pub mod latency;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
@@ -20,5 +23,7 @@ pub mod mqtt;
 mod panics;
 pub mod ratelimit;
 pub mod serve;
+pub mod settings;
 pub mod status;
+pub mod store;
 pub mod writer;

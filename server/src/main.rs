@@ -42,7 +42,7 @@ fn warn_secret_flags() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let cfg = ServeConfig::resolve(*args)?;
+            let cfg = ServeConfig::resolve(&args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -53,9 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(args) => {
-            let cfg = args
-                .migration
-                .resolve(&meshscope::config::FileConfig::default())?;
+            let cfg = meshscope::config::resolve_jobs(&args.migration)?;
             if args.dry_run {
                 println!("{}", cmd::migrate::dry_run(&args.db, &args.names, &cfg)?);
             } else {
@@ -64,9 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prune(args) => {
-            let engine = args
-                .migration
-                .resolve(&meshscope::config::FileConfig::default())?;
+            let engine = meshscope::config::resolve_jobs(&args.migration)?;
             let opts = cmd::prune::PruneOptions {
                 packet_days: args.packet_days,
                 observer_days: args.observer_days,

@@ -340,7 +340,7 @@ pub struct Perf {
     pub retention: Option<RetentionRun>,
 }
 
-/// Rows a retention run deleted, per table.
+/// Rows a retention run deleted (or, in a preview, would), per table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -348,6 +348,14 @@ pub struct RetentionDeleted {
     pub observations: i64,
     pub transmissions: i64,
     pub observers: i64,
+}
+
+impl std::ops::AddAssign for RetentionDeleted {
+    fn add_assign(&mut self, o: RetentionDeleted) {
+        self.observations += o.observations;
+        self.transmissions += o.transmissions;
+        self.observers += o.observers;
+    }
 }
 
 /// One run of the retention job (`/api/perf`).

@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 
 use crate::api::Healthz;
-use crate::fmt::{duration_approx, rate, thousands};
-use crate::migration::{percent, whole_percent, MigrationInfo, MigrationStatus};
+use crate::fmt::{rate, thousands};
+use crate::migration::{percent, MigrationInfo, MigrationStatus};
 use crate::timefmt::parse_time_ms;
 
 /// A failed migration's line goes away by itself this long after its `endedAt`.
@@ -70,17 +70,21 @@ pub struct Line {
     pub text: String,
 }
 
-/// The banner to show: its lines, and whether it is visible at all.
+/// The banner to show: its lines (none: hidden).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Banner {
     pub lines: Vec<Line>,
-    pub visible: bool,
 }
 
 impl Banner {
+    /// Whether there is anything to show.
+    pub fn visible(&self) -> bool {
+        !self.lines.is_empty()
+    }
+
     /// Steady state: nothing to tell the operator.
     pub fn is_steady(&self) -> bool {
-        !self.visible
+        !self.visible()
     }
 }
 
@@ -100,7 +104,6 @@ pub fn banner(read: HealthRead<'_>, now_ms: i64, dismissed: &BTreeSet<String>) -
                     name: None,
                     text: UNREACHABLE.to_string(),
                 }],
-                visible: true,
             }
         }
         HealthRead::Ok(h) => h,
@@ -135,10 +138,7 @@ pub fn banner(read: HealthRead<'_>, now_ms: i64, dismissed: &BTreeSet<String>) -
             });
         }
     }
-    Banner {
-        visible: !lines.is_empty(),
-        lines,
-    }
+    Banner { lines }
 }
 
 /// The line for one migration, or `None` when it has nothing to say.
@@ -150,11 +150,11 @@ pub fn migration_line(
     let name = Some(m.name.clone());
     let pct = percent(m.rows_processed, m.rows_total);
     let counts = format!(
-        "{}: {} / {} ({}%)",
+        "{}: {} / {} ({})",
         m.name,
         thousands(m.rows_processed),
         thousands(m.rows_total),
-        whole_percent(m.rows_processed, m.rows_total)
+        m.percent_text()
     );
     match m.status {
         MigrationStatus::Pending
@@ -162,14 +162,13 @@ pub fn migration_line(
                 && m.estimated_sec.is_some_and(|e| e.is_finite() && e >= 0.0) =>
         {
             // Not started: no rate yet, but the pre-flight estimate.
-            let est = m.estimated_sec.unwrap_or_default();
             Some(Line {
                 kind: LineKind::Progress { percent: pct },
                 name,
                 text: format!(
-                    "{}: not started · about {} (estimated)",
+                    "{}: not started · {}",
                     m.name,
-                    duration_approx(est.max(1.0))
+                    m.eta_text().unwrap_or_default()
                 ),
             })
         }
@@ -186,13 +185,8 @@ pub fn migration_line(
         }
         MigrationStatus::Pending | MigrationStatus::Running => {
             let mut text = format!("{counts} · {}/s", rate(m.rate_per_sec));
-            if let Some(eta) = m.eta_sec.filter(|e| e.is_finite()) {
-                let left = duration_approx(eta);
-                if eta < 1.0 {
-                    text.push_str(&format!(" · {left} left"));
-                } else {
-                    text.push_str(&format!(" · about {left} left"));
-                }
+            if let Some(left) = m.eta_sec.and(m.eta_text()) {
+                text.push_str(&format!(" · {left}"));
             }
             Some(Line {
                 kind: LineKind::Progress { percent: pct },
@@ -338,7 +332,7 @@ mod tests {
         m.throttle_reason = Some("WAL is 300 MB; waiting for the checkpoint to catch up".into());
         let h = health(Some(vec![m]));
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(b.lines[0].kind, LineKind::Throttled { percent: 50.0 });
         assert_eq!(
             texts(&b),
@@ -368,7 +362,7 @@ mod tests {
     #[test]
     fn unreachable_keeps_the_banner_up() {
         let b = banner(HealthRead::Failed, 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(texts(&b), [UNREACHABLE]);
         assert_eq!(b.lines[0].kind, LineKind::Unreachable);
         assert_eq!(poll_interval_ms(&b), POLL_BUSY_MS);
@@ -380,7 +374,7 @@ mod tests {
         h.async_migrations_error = Some("database is locked".into());
         h.async_migrations_running = Some(true);
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(
             texts(&b),
             ["Migration status unavailable: database is locked"]
@@ -392,7 +386,7 @@ mod tests {
     fn running_line_has_separators_rate_and_eta() {
         let h = health(Some(vec![info("tx_backfill", MigrationStatus::Running)]));
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(
             texts(&b),
             ["tx_backfill: 1,234,567 / 2,469,134 (50%) · 20,576/s · about 2 min left"]
@@ -453,7 +447,7 @@ mod tests {
         m.eta_sec = None;
         let h = health(Some(vec![m]));
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(texts(&b), ["m: 1,234,567 / 2,469,134 (50%) · paused"]);
         assert_eq!(b.lines[0].kind, LineKind::Paused { percent: 50.0 });
     }
@@ -462,7 +456,7 @@ mod tests {
     fn failed_line_is_dismissable_by_name_and_end() {
         let h = health(Some(vec![failed("m", Some(ENDED), "disk full")]));
         let b = banner(HealthRead::Ok(&h), ended_ms(), &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(texts(&b), ["m failed: disk full"]);
         let key = dismiss_key("m", Some(ENDED));
         assert_eq!(
@@ -473,7 +467,7 @@ mod tests {
         );
         let dismissed: BTreeSet<String> = [key].into();
         let b = banner(HealthRead::Ok(&h), ended_ms(), &dismissed);
-        assert!(!b.visible, "a dismissed failure leaves a steady banner");
+        assert!(!b.visible(), "a dismissed failure leaves a steady banner");
         assert!(b.lines.is_empty());
     }
 
@@ -493,10 +487,10 @@ mod tests {
     fn failure_auto_dismisses_just_after_ten_minutes() {
         let h = health(Some(vec![failed("m", Some(ENDED), "boom")]));
         let at = |now| banner(HealthRead::Ok(&h), now, &none());
-        assert!(at(ended_ms()).visible);
-        assert!(at(ended_ms() + AUTO_DISMISS_MS).visible, "exactly 10 min");
+        assert!(at(ended_ms()).visible());
+        assert!(at(ended_ms() + AUTO_DISMISS_MS).visible(), "exactly 10 min");
         let b = at(ended_ms() + AUTO_DISMISS_MS + 1);
-        assert!(!b.visible, "10 min + 1 ms");
+        assert!(!b.visible(), "10 min + 1 ms");
         assert!(b.lines.is_empty());
     }
 
@@ -506,7 +500,7 @@ mod tests {
         for ended in [None, Some("not a time"), Some("")] {
             let h = health(Some(vec![failed("m", ended, "boom")]));
             let b = banner(HealthRead::Ok(&h), far, &none());
-            assert!(b.visible, "endedAt {ended:?}");
+            assert!(b.visible(), "endedAt {ended:?}");
             assert_eq!(texts(&b), ["m failed: boom"]);
         }
     }
@@ -525,7 +519,7 @@ mod tests {
         m.error = Some("unrecognised stored status \"complete\"".into());
         let h = health(Some(vec![m]));
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(b.lines[0].kind, LineKind::Unknown);
         assert_eq!(
             b.lines[0].text,
@@ -541,12 +535,12 @@ mod tests {
             info("b", MigrationStatus::Cancelled),
         ]));
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(!b.visible);
+        assert!(!b.visible());
         assert!(b.lines.is_empty());
         assert_eq!(poll_interval_ms(&b), POLL_STEADY_MS);
         let h = health(Some(vec![]));
         assert!(
-            !banner(HealthRead::Ok(&h), 0, &none()).visible,
+            !banner(HealthRead::Ok(&h), 0, &none()).visible(),
             "no migrations"
         );
     }
@@ -556,7 +550,7 @@ mod tests {
         let h: Healthz =
             serde_json::from_str(r#"{"ready":true,"version":"0.0.9","uptimeSec":3}"#).unwrap();
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(!b.visible);
+        assert!(!b.visible());
         assert!(b.lines.is_empty());
     }
 
@@ -565,7 +559,7 @@ mod tests {
         let mut h = health(Some(vec![]));
         h.ready = false;
         let b = banner(HealthRead::Ok(&h), 0, &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(b.lines[0].kind, LineKind::NotReady);
     }
 
@@ -590,7 +584,7 @@ mod tests {
         // Not work in progress: steady unless shown, shown like a failure.
         assert_eq!(h.async_migrations_running, Some(false));
         let b = banner(HealthRead::Ok(&h), ended_ms(), &none());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(
             texts(&b),
             ["corescope_only_v1: not run by meshscope — meshscope does not run this migration"]
@@ -602,7 +596,7 @@ mod tests {
         let gone = banner(HealthRead::Ok(&h), ended_ms(), &BTreeSet::from([key]));
         assert!(gone.is_steady(), "dismissed");
         // Auto-dismissed by the failures' rule, from when it last changed.
-        assert!(banner(HealthRead::Ok(&h), ended_ms() + AUTO_DISMISS_MS, &none()).visible);
+        assert!(banner(HealthRead::Ok(&h), ended_ms() + AUTO_DISMISS_MS, &none()).visible());
         assert!(banner(
             HealthRead::Ok(&h),
             ended_ms() + AUTO_DISMISS_MS + 1,
@@ -646,7 +640,7 @@ mod tests {
         ];
         for (what, h) in cases {
             let b = banner(HealthRead::Ok(&h), ended_ms(), &none());
-            assert!(b.visible, "{what} must keep the banner up");
+            assert!(b.visible(), "{what} must keep the banner up");
             assert!(!b.lines.is_empty(), "{what} must say why");
         }
     }
@@ -684,7 +678,7 @@ mod tests {
         );
         h.ingest_liveness = Some(sources);
         let b = banner(HealthRead::Ok(&h), now_ms, &BTreeSet::new());
-        assert!(b.visible);
+        assert!(b.visible());
         assert_eq!(b.lines[0].kind, LineKind::IngestSource);
         assert_eq!(b.lines[0].text, "No packets from broker-a in 10 min");
     }

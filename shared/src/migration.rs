@@ -397,7 +397,7 @@ impl MigrationInfo {
         // not started, whatever `started_at` holds (CoreScope stamps it when
         // the row is registered).
         let elapsed_sec = match status {
-            MigrationStatus::Pending | MigrationStatus::Unowned => 0.0,
+            _ if !has_started(status) => 0.0,
             _ if ts_broken => 0.0,
             _ => {
                 let until = match status {
@@ -462,6 +462,46 @@ impl MigrationInfo {
         }
     }
 
+    /// When the run started, as the operator is told: `None` ("not
+    /// started") for a pending or unowned row, whatever its `started_at`
+    /// holds (CoreScope stamps it when the row is registered).
+    pub fn started(&self) -> Option<&str> {
+        self.started_at
+            .as_deref()
+            .filter(|_| has_started(self.status))
+    }
+
+    /// The time left as every view says it: "about 2 min left" ("under
+    /// 1 s left") from the rate while it runs, "about 2 min (estimated)"
+    /// from the pre-flight estimate before there is a rate; `None` when
+    /// neither is known.
+    pub fn eta_text(&self) -> Option<String> {
+        use crate::fmt::duration_approx;
+        match (self.eta_sec.filter(|e| e.is_finite()), self.estimated_sec) {
+            (Some(eta), _) if eta < 1.0 => Some(format!("{} left", duration_approx(eta))),
+            (Some(eta), _) => Some(format!("about {} left", duration_approx(eta))),
+            (None, Some(est)) if est.is_finite() && est >= 0.0 => Some(format!(
+                "about {} (estimated)",
+                duration_approx(est.max(1.0))
+            )),
+            _ => None,
+        }
+    }
+
+    /// The percent done as every view shows it, whole and floored (a
+    /// migration reads 100 only once done, and always once done).
+    pub fn whole_percent(&self) -> i64 {
+        match self.status {
+            MigrationStatus::Done => 100,
+            _ => whole_percent(self.rows_processed, self.rows_total),
+        }
+    }
+
+    /// [`MigrationInfo::whole_percent`] with its sign: "42%".
+    pub fn percent_text(&self) -> String {
+        format!("{}%", self.whole_percent())
+    }
+
     /// When this row last changed state, for auto-dismissing its banner
     /// line: its end, else its last progress write, else its start.
     pub fn settled_at(&self) -> Option<&str> {
@@ -475,6 +515,12 @@ impl MigrationInfo {
 /// True while any migration keeps warm-up from being over.
 pub fn any_in_progress(infos: &[MigrationInfo]) -> bool {
     infos.iter().any(|m| m.status.is_in_progress())
+}
+
+/// Whether a migration in `status` has started a run (pending and unowned
+/// ones have not, whatever their stored `started_at`).
+fn has_started(status: MigrationStatus) -> bool {
+    !matches!(status, MigrationStatus::Pending | MigrationStatus::Unowned)
 }
 
 #[cfg(test)]
@@ -693,6 +739,11 @@ mod tests {
             (info.elapsed_sec, info.rate_per_sec, info.eta_sec),
             (0.0, 0.0, None)
         );
+        assert_eq!(info.started(), None, "shown as not started");
+        let running = MigrationInfo::from_record(&rec("running"), 1_795_800_000_000, MS);
+        assert!(running.started().is_some());
+        let other = MigrationInfo::from_record(&rec("running"), 0, Owner::Other);
+        assert_eq!(other.started(), None, "unowned: not started here");
     }
 
     #[test]

@@ -85,9 +85,44 @@ pub fn parse_payload_type(s: &str) -> Option<u8> {
         .map(|(c, _)| *c)
 }
 
+/// The roles a node's ADVERT gives it that the node list can be narrowed
+/// to (`nodes.role` also holds `none` and `type-N` for MeshCore's reserved
+/// types).
+pub const ROLES: [&str; 4] = ["companion", "repeater", "room", "sensor"];
+
+/// The stored role of an ADVERT's node type (its flags' low nibble), as
+/// CoreScope writes `nodes.role`.
+pub fn role_name(node_type: u8) -> String {
+    match node_type {
+        0 => "none".into(),
+        1..=4 => ROLES[usize::from(node_type) - 1].into(),
+        n => format!("type-{n}"),
+    }
+}
+
+/// A stored role as people say it (`room` is a room server).
+pub fn role_label(role: Option<&str>) -> String {
+    match role {
+        Some("room") => "room server".into(),
+        Some(r) => r.to_string(),
+        None => "unknown".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_by_node_type() {
+        let names: Vec<String> = (0..=5).map(role_name).collect();
+        assert_eq!(
+            names,
+            ["none", "companion", "repeater", "room", "sensor", "type-5"]
+        );
+        assert_eq!(role_label(Some("room")), "room server");
+        assert_eq!(role_label(None), "unknown");
+    }
 
     #[test]
     fn payload_names_round_trip() {

@@ -1,13 +1,15 @@
 //! Chores for meshscope, run as `cargo xtask <command>`:
 //!
-//! - `setup`: install what a fresh machine lacks (wasm32 target, trunk,
-//!   wasm-bindgen-cli, npm packages incl. the pinned wasm-opt, and Debian's
-//!   `mosquitto` broker for the MQTT tests), skipping whatever is already
-//!   present at the right version.
+//! - `setup`: install what a fresh machine lacks, skipping whatever is
+//!   already present at the right version: the dashboard's build tools
+//!   (wasm32 target, trunk, wasm-bindgen-cli, npm packages incl. the pinned
+//!   wasm-opt) and the test suites' Debian packages (mosquitto, chromium,
+//!   sqlite3, wrk).
 //! - `dist`: build the dashboard into `dist/` with Trunk (release, offline).
-//! - `run`: setup + dist when missing + seed a pre-backfill demo database
-//!   when missing + serve on 127.0.0.1:8080 with a slow backfill to watch
-//!   (extra arguments go to `meshscope serve`).
+//! - `run`: the build tools and dist when missing, while the server builds
+//!   and a pre-backfill demo database is seeded when missing beside them;
+//!   then serve on 127.0.0.1:8080 with a slow backfill to watch (extra
+//!   arguments go to `meshscope serve`).
 //! - `test`: setup, then every check (fmt, clippy, `shared` on wasm32, the
 //!   dashboard's downloaded size against its budget) and test suite; ends with
 //!   one `N passed, N failed` line summing all suites.
@@ -39,7 +41,7 @@ fn main() -> Result<()> {
     match cmd.as_str() {
         "setup" => setup(),
         "dist" => {
-            setup()?;
+            setup_build()?;
             dist()
         }
         "run" => run(&rest),
@@ -102,6 +104,26 @@ fn tool_path() -> Result<std::ffi::OsString> {
 }
 
 fn setup() -> Result<()> {
+    setup_build()?;
+    setup_test()
+}
+
+/// `cargo install` of a pinned tool, unoptimised and without debug info:
+/// the tools only orchestrate (Trunk spawns cargo and wasm-opt), so an
+/// optimised build (trunk's release profile is fat LTO on one codegen
+/// unit) costs minutes on a fresh machine and saves nothing measurable.
+fn install_tool(name: &str, version: &str) -> Result<()> {
+    status(
+        cargo()
+            .args(["install", "--locked", "--debug", name, "--version", version])
+            .env("CARGO_PROFILE_DEV_DEBUG", "0"),
+    )
+}
+
+/// What building the dashboard needs: the wasm32 target, trunk,
+/// wasm-bindgen-cli, the npm packages (the pinned wasm-opt), every crate
+/// fetched (Trunk runs cargo offline).
+fn setup_build() -> Result<()> {
     let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if !targets
         .lines()
@@ -111,17 +133,11 @@ fn setup() -> Result<()> {
     }
     let trunk = output_of("trunk", &["--version"]).unwrap_or_default();
     if !trunk.contains(TRUNK_VERSION) {
-        status(cargo().args(["install", "--locked", "trunk", "--version", TRUNK_VERSION]))?;
+        install_tool("trunk", TRUNK_VERSION)?;
     }
     let wb = output_of("wasm-bindgen", &["--version"]).unwrap_or_default();
     if !wb.contains(WASM_BINDGEN_VERSION) {
-        status(cargo().args([
-            "install",
-            "--locked",
-            "wasm-bindgen-cli",
-            "--version",
-            WASM_BINDGEN_VERSION,
-        ]))?;
+        install_tool("wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
     }
     if !Path::new("end2end/node_modules/.bin/wasm-opt").exists()
         || !Path::new("end2end/node_modules/@playwright/test").exists()
@@ -134,6 +150,12 @@ fn setup() -> Result<()> {
         }
         status(&mut npm)?;
     }
+    // Trunk runs cargo offline; make sure every crate is in the local registry.
+    status(cargo().args(["fetch"]))
+}
+
+/// What the test suites need besides the build tools.
+fn setup_test() -> Result<()> {
     // Debian packages the suites need: the MQTT broker, for the browser
     // tests Chromium and the sqlite3 CLI (which plants failing triggers),
     // and wrk, the herd's load generator outside the server process.
@@ -153,8 +175,6 @@ fn setup() -> Result<()> {
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
-    // Trunk runs cargo offline; make sure every crate is in the local registry.
-    status(cargo().args(["fetch"]))?;
     Ok(())
 }
 
@@ -247,24 +267,41 @@ fn brotlied(bytes: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn run(serve_args: &[String]) -> Result<()> {
-    if !Path::new("dist/index.html").exists() {
-        setup()?;
-        dist()?;
-    }
-    status(cargo().args(["build", "-p", "meshscope"]))?;
     let bin = target_dir()?.join("debug/meshscope");
-    if !Path::new(DEMO_DB).exists() {
-        // A pre-backfill file at operator scale, so the first start shows the
-        // product's heart: the online backfill, live in the warm-up banner.
-        status(Command::new(&bin).args([
-            "seed",
-            "--db",
-            DEMO_DB,
-            "--transmissions",
-            "71000",
-            "--legacy",
-        ]))?;
-    }
+    // The server and its demo file on one thread, the dashboard's tools and
+    // build on this one: on a fresh machine the tools compile in their own
+    // target folders, so the two overlap (Trunk's cargo then waits for the
+    // server build's lock on the workspace's target folder).
+    let server = {
+        let bin = bin.clone();
+        std::thread::spawn(move || -> Result<()> {
+            status(cargo().args(["build", "-p", "meshscope"]))?;
+            if !Path::new(DEMO_DB).exists() {
+                // A pre-backfill file at operator scale, so the first start
+                // shows the product's heart: the online backfill, live in the
+                // warm-up banner.
+                status(Command::new(&bin).args([
+                    "seed",
+                    "--db",
+                    DEMO_DB,
+                    "--transmissions",
+                    "71000",
+                    "--legacy",
+                ]))?;
+            }
+            Ok(())
+        })
+    };
+    let dashboard = if Path::new("dist/index.html").exists() {
+        Ok(())
+    } else {
+        setup_build().and_then(|()| dist())
+    };
+    let server = server
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the server build thread panicked")));
+    dashboard?;
+    server?;
     let mut serve = Command::new(&bin);
     // A 1% duty stretches the demo's backfill to about half a minute.
     serve.args([

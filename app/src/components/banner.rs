@@ -14,7 +14,7 @@ pub(crate) fn WarmupBanner() -> impl IntoView {
     let live = use_live();
     let lines = move || {
         live.banner.with(|b| {
-            if b.visible {
+            if b.visible() {
                 b.lines.clone()
             } else {
                 Vec::new()

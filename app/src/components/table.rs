@@ -149,14 +149,7 @@ pub(crate) fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |x| shared::fmt::decimal(x, 6))
 }
 
-/// The role as people say it (`room` is a room server).
-pub(crate) fn role_label(role: Option<&str>) -> String {
-    match role {
-        Some("room") => "room server".into(),
-        Some(r) => r.to_string(),
-        None => "unknown".into(),
-    }
-}
+pub(crate) use shared::packet::role_label;
 
 /// What a read-only block of a page shows: nothing yet, why it could not
 /// be read, or its HTML (from this module's builders).

@@ -7,8 +7,8 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::fmt::{duration_approx, rate, thousands};
-use shared::migration::{whole_percent, Control, MigrationInfo, MigrationStatus};
+use shared::fmt::{rate, thousands};
+use shared::migration::{Control, MigrationInfo, MigrationStatus};
 
 use crate::api::{self, ControlError};
 use crate::components::message::{load_error, loading, muted};
@@ -210,7 +210,7 @@ fn status_html(m: &MigrationInfo) -> String {
 }
 
 fn progress_html(m: &MigrationInfo) -> String {
-    let pct = whole_percent(m.rows_processed, m.rows_total);
+    let pct = m.whole_percent();
     format!(
         "<progress max=\"100\" value=\"{pct}\" aria-label=\"{} progress\"></progress>\
          <div class=\"small nowrap\">{pct}% · {} / {}</div>",
@@ -230,20 +230,11 @@ fn rate_html(m: &MigrationInfo) -> String {
 }
 
 fn eta_html(m: &MigrationInfo) -> String {
-    match (m.eta_sec, m.estimated_sec) {
-        (Some(eta), _) => duration_approx(eta),
-        (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
-        (None, None) => "—".into(),
-    }
+    m.eta_text().unwrap_or_else(|| "—".into())
 }
 
 fn times_html(m: &MigrationInfo) -> String {
-    let started = match (m.status, m.started_at.as_deref()) {
-        (MigrationStatus::Pending | MigrationStatus::Unowned, _) | (_, None) => {
-            "not started".into()
-        }
-        (_, Some(t)) => short_time(t),
-    };
+    let started = m.started().map_or_else(|| "not started".into(), short_time);
     let ended = m
         .ended_at
         .as_deref()

@@ -114,7 +114,7 @@ pub(crate) fn Nodes() -> impl IntoView {
             {select(
                 "n-role",
                 "Role",
-                ["companion", "repeater", "room", "sensor"]
+                shared::packet::ROLES
                     .into_iter()
                     .map(|r| (r.to_string(), role_label(Some(r))))
                     .collect(),

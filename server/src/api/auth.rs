@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::config::Keys;
+use crate::keys::Keys;
 
 fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -120,7 +120,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiKey;
+    use crate::keys::ApiKey;
 
     fn headers(key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -21,8 +21,10 @@ use shared::migration::Control;
 const MIN_EVENT_GAP: Duration = Duration::from_millis(250);
 /// A heartbeat event goes out at least this often.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often the stream looks for changes made by other processes.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the stream looks for changes nothing in this process wakes it
+/// for: rows another process wrote, a source's last packet growing old.
+/// Changes here wake it at once (the engine's records, a source's state).
+pub const POLL: Duration = Duration::from_secs(5);
 /// What EventSource clients wait before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -124,6 +126,7 @@ struct EventState {
     _slot: tokio::sync::OwnedSemaphorePermit,
     app: AppState,
     live: tokio::sync::watch::Receiver<u64>,
+    sources: tokio::sync::watch::Receiver<u64>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     last_sent: Option<String>,
     last_emit: Option<tokio::time::Instant>,
@@ -131,14 +134,39 @@ struct EventState {
     first: bool,
 }
 
-/// The part of the payload whose change is worth an event.
+/// The part of the payload whose change is worth an event: readiness, the
+/// migrations, and each ingest source's state as the banner reads it, its
+/// last packet and receipt to the minute (so an open dashboard never judges
+/// a source silent from a time more than a minute old, and a source that
+/// flows does not send an event per packet).
 fn fingerprint(h: &Healthz) -> String {
-    serde_json::to_string(&(h.ready, &h.async_migrations, &h.async_migrations_error))
-        .unwrap_or_default()
+    let sources: Vec<_> = h
+        .ingest_liveness
+        .iter()
+        .flatten()
+        .map(|(name, s)| {
+            (
+                name,
+                s.connected,
+                &s.stalled,
+                &s.last_error,
+                s.last_message_unix.map(|t| t.div_euclid(60)),
+                s.last_receipt_unix.map(|t| t.div_euclid(60)),
+            )
+        })
+        .collect();
+    serde_json::to_string(&(
+        h.ready,
+        &h.async_migrations,
+        &h.async_migrations_error,
+        sources,
+    ))
+    .unwrap_or_default()
 }
 
 /// `GET /api/events`: a `migrations` event (the healthz payload) whenever the
-/// migration list changes, at most 4 per second, and a `heartbeat` every 15 s.
+/// migration list or an ingest source's state changes (see [`fingerprint`]),
+/// at most 4 per second, and a `heartbeat` every 15 s.
 /// The stream ends when the server shuts down (clients reconnect elsewhere or
 /// report the server unreachable).
 #[utoipa::path(get, path = "/api/events", tag = "migrations",
@@ -161,6 +189,7 @@ pub(super) async fn events(
     let init = EventState {
         _slot: slot,
         live: state.status.live().subscribe(),
+        sources: state.ingest_liveness.subscribe_state(),
         shutdown: state.shutdown.subscribe(),
         app: state,
         last_sent: None,
@@ -182,6 +211,7 @@ pub(super) async fn events(
                         continue;
                     }
                     _ = st.live.changed() => {}
+                    _ = st.sources.changed() => {}
                     () = tokio::time::sleep(POLL) => {}
                     () = tokio::time::sleep_until(st.next_heartbeat) => {
                         st.next_heartbeat = tokio::time::Instant::now() + HEARTBEAT;

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod migrations;
+pub use migrations::POLL as EVENTS_POLL;
 mod nodes;
 pub mod perf;
 mod read;
@@ -29,8 +30,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{Keys, Limits};
 use crate::db::ReaderPool;
+use crate::http::Limits;
+use crate::keys::Keys;
 use crate::status::StatusSource;
 use crate::writer::Writer;
 use error::ApiError;

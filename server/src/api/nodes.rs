@@ -24,7 +24,7 @@ use super::AppState;
 use crate::decoder::{self, fields};
 
 /// The roles `?role=` takes (CoreScope's stored names).
-const ROLES: &[&str] = &["companion", "repeater", "room", "sensor"];
+use shared::packet::ROLES;
 /// A node page lists its newest packets, and the observers of its adverts
 /// among this many newest (a bound on the work of one request).
 const NODE_PACKETS: i64 = 20;

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use hdrhistogram::Histogram;
 use shared::api::EndpointStats;
 
 use super::AppState;
+use crate::latency::Latencies;
 
 pub(crate) struct PerfRecorder {
     total: AtomicU64,
-    routes: Mutex<HashMap<String, Histogram<u64>>>,
+    routes: Mutex<HashMap<String, Latencies>>,
 }
 
 impl Default for PerfRecorder {
@@ -28,33 +28,11 @@ impl Default for PerfRecorder {
     }
 }
 
-/// p50, p95, p99 and max of a histogram of microseconds, in milliseconds.
-pub fn quantiles_ms(h: &Histogram<u64>) -> [f64; 4] {
-    let ms = |v: u64| v as f64 / 1000.0;
-    [
-        ms(h.value_at_quantile(0.50)),
-        ms(h.value_at_quantile(0.95)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max()),
-    ]
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 µs to 1 hour at 3 significant digits; values above are clamped.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| {
-        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
-    })
-}
-
 impl PerfRecorder {
     pub(crate) fn record(&self, route: &str, took: Duration) {
         self.total.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        routes
-            .entry(route.to_string())
-            .or_insert_with(new_histogram)
-            .saturating_record(micros);
+        routes.entry(route.to_string()).or_default().record(took);
     }
 
     pub(crate) fn total(&self) -> u64 {
@@ -66,7 +44,7 @@ impl PerfRecorder {
         routes
             .iter()
             .map(|(k, h)| {
-                let [p50_ms, p95_ms, p99_ms, max_ms] = quantiles_ms(h);
+                let [p50_ms, p95_ms, p99_ms, max_ms] = h.quantiles_ms();
                 (
                     k.clone(),
                     EndpointStats {

@@ -16,7 +16,7 @@ use shared::timefmt::{format_unix_secs, parse_time_param};
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::{now_ms, now_secs};
-use crate::migrate::counts;
+use crate::store::counts::counter;
 
 /// `GET /api/healthz`: 200 while the process serves; the body tells the
 /// truth about migrations (fail closed when their status cannot be read).
@@ -99,15 +99,9 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, 
         .map_err(ApiError::from)
 }
 
-/// Whether `counts_backfill_v1` is done in this process, so the maintained
-/// counts (`_meshscope_counters`, `transmissions.observation_count`) are exact.
+/// Whether the maintained counts are exact ([`crate::store::Upkeep::counts_ready`]).
 pub(super) fn counts_ready(state: &AppState) -> bool {
-    state
-        .status
-        .live()
-        .snapshot()
-        .get(counts::NAME)
-        .is_some_and(|r| r.status == shared::migration::MigrationStatus::Done)
+    state.status.live().upkeep().counts_ready()
 }
 
 const COUNTER_SQL: &str = "SELECT COALESCE((SELECT n FROM _meshscope_counters WHERE name = ?1), 0)";
@@ -170,7 +164,7 @@ async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
                 counting_scans(c, COUNTER_SQL, scans, |s| s.query_row([name], |r| r.get(0)))
             };
             let total_observers = if ready {
-                count_of(counts::counter::OBSERVERS, &mut scans)?
+                count_of(counter::OBSERVERS, &mut scans)?
             } else {
                 // Until the counts are ready: the observers table is small.
                 counting_scans(c, "SELECT COUNT(*) FROM observers", &mut scans, |s| {
@@ -193,8 +187,8 @@ async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
                         *by_type.entry(payload_label(code)).or_insert(0) += n;
                     }
                 }
-                let t = count_of(counts::counter::TRANSMISSIONS, &mut scans)?;
-                let o = count_of(counts::counter::OBSERVATIONS, &mut scans)?;
+                let t = count_of(counter::TRANSMISSIONS, &mut scans)?;
+                let o = count_of(counter::OBSERVATIONS, &mut scans)?;
                 (Some((t, o)), Some(by_type))
             } else {
                 (None, None)
@@ -545,7 +539,7 @@ fn query_packets(
         )?;
         let (universe, in_sample) = if window.is_empty() {
             let all = if ready {
-                counter(c, counts::counter::TRANSMISSIONS)?
+                counter(c, counter::TRANSMISSIONS)?
             } else {
                 max_id
             };
@@ -579,11 +573,8 @@ fn query_packets(
         Ok(((scaled.round() as i64).max(at_least), true))
     };
     let (total, total_estimated) = match (ready && only_type, q.payload_type, &observer) {
-        (true, None, _) => (counter(c, counts::counter::TRANSMISSIONS)?, false),
-        (true, Some(t), _) => (
-            counter(c, &counts::counter::of_type(Some(i64::from(t))))?,
-            false,
-        ),
+        (true, None, _) => (counter(c, counter::TRANSMISSIONS)?, false),
+        (true, Some(t), _) => (counter(c, &counter::of_type(Some(i64::from(t))))?, false),
         // Counting exactly would probe transmissions until enough match,
         // however many that takes.
         (_, _, Some(ObserverFilter::Frequent)) => estimate(0)?,

@@ -24,13 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::seed::{self, SeedOptions};
-use meshscope::config::{ServeArgs, ServeConfig};
+use meshscope::config::ServeConfig;
+use meshscope::latency::Summary;
 use meshscope::migrate::{last_seen, Cutoffs, EngineConfig, Schedule};
 use meshscope::serve;
+use meshscope::settings::{CommandLine, ServeArgs};
 
 pub(crate) const READ_ENDPOINTS: [&str; 3] = ["/api/packets", "/api/stats", "/api/healthz"];
 const READ_URLS: [&str; 3] = ["/api/packets?limit=50", "/api/stats", "/api/healthz"];
@@ -52,43 +53,6 @@ pub(crate) struct BenchOptions {
     pub(crate) cache: PathBuf,
     /// What the strategies' servers run with.
     pub(crate) durability: meshscope::db::Durability,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Summary {
-    pub(crate) n: u64,
-    pub(crate) p50_ms: f64,
-    pub(crate) p95_ms: f64,
-    pub(crate) p99_ms: f64,
-    pub(crate) max_ms: f64,
-}
-
-impl Summary {
-    pub(crate) fn of(samples: &[Duration]) -> Summary {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-            .unwrap_or_else(|_| unreachable!("static histogram bounds are valid"));
-        for s in samples {
-            h.saturating_record(u64::try_from(s.as_micros()).unwrap_or(u64::MAX).max(1));
-        }
-        if h.is_empty() {
-            return Summary {
-                n: 0,
-                p50_ms: 0.0,
-                p95_ms: 0.0,
-                p99_ms: 0.0,
-                max_ms: 0.0,
-            };
-        }
-        let [p50_ms, p95_ms, p99_ms, max_ms] = meshscope::api::perf::quantiles_ms(&h);
-        Summary {
-            n: h.len(),
-            p50_ms,
-            p95_ms,
-            p99_ms,
-            max_ms,
-        }
-    }
 }
 
 /// Chunk hold times: `n` chunks, p50/p99/max in ms, how many were stopped
@@ -468,13 +432,13 @@ fn start_server(
         .thread_name("bench-server")
         .enable_all()
         .build()?;
-    let mut cfg = ServeConfig::resolve(ServeArgs {
-        db: Some(db.to_path_buf()),
-        listen: Some("127.0.0.1:0".parse()?),
-        dist: Some(PathBuf::from("nonexistent-dist")),
-        durability: Some(durability),
-        ..Default::default()
-    })?;
+    let mut cfg = ServeConfig::resolve(&ServeArgs(
+        CommandLine::default()
+            .with("db", db.display().to_string())
+            .with("listen", "127.0.0.1:0")
+            .with("dist", "nonexistent-dist")
+            .with("durability", durability.as_str()),
+    ))?;
     cfg.engine = engine;
     let parts = serve::build_with(&cfg, migrations)?;
     let router = meshscope::api::app(parts.state.clone());

@@ -87,13 +87,9 @@ fn render_table(infos: &[(MigrationInfo, &str)]) -> String {
                     thousands(m.rows_processed),
                     thousands(m.rows_total)
                 ),
-                format!("{:.1}%", m.percent),
+                m.percent_text(),
                 format!("{}/s", rate(m.rate_per_sec)),
-                match (m.eta_sec, m.estimated_sec) {
-                    (Some(eta), _) => duration_approx(eta),
-                    (None, Some(est)) => format!("about {} (estimated)", duration_approx(est)),
-                    (None, None) => "-".into(),
-                },
+                m.eta_text().unwrap_or_else(|| "-".into()),
                 m.error
                     .clone()
                     .or_else(|| {

@@ -12,7 +12,7 @@ pub(crate) mod seed;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use meshscope::config::{MigrationArgs, ServeArgs};
+use meshscope::settings::{JobArgs, ServeArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,7 +86,7 @@ pub(crate) struct MigrateArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
     #[command(flatten)]
-    pub(crate) migration: MigrationArgs,
+    pub(crate) migration: JobArgs,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +105,7 @@ pub(crate) struct PruneArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
     #[command(flatten)]
-    pub(crate) migration: MigrationArgs,
+    pub(crate) migration: JobArgs,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::bench::Summary;
+use meshscope::latency::Summary;
 
 /// The reads measured, as the dashboard sends them, with their target p99
 /// (ms).

@@ -44,6 +44,22 @@ pub fn fault(e: &rusqlite::Error) -> Fault {
     }
 }
 
+/// A condition that clears by itself, in words for the operator (every
+/// job and status line says it the same way); `None` for an error that is a
+/// real failure.
+pub fn fault_words(e: &rusqlite::Error) -> Option<&'static str> {
+    match fault(e) {
+        Fault::DiskFull => Some(
+            "the database disk is full; resuming by itself once writes succeed again \
+             (free space on the disk holding the database)",
+        ),
+        Fault::Busy => Some(
+            "another process holds the database's write lock; resuming by itself once it lets go",
+        ),
+        Fault::Other => None,
+    }
+}
+
 /// How hard a commit is made durable before it is acknowledged
 /// (`--durability`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]

@@ -114,6 +114,11 @@ pub const INDEXES: &[IndexSpec] = &[
         create_sql: "CREATE INDEX IF NOT EXISTS idx_tx_last_seen_zero ON transmissions(id) WHERE last_seen=0",
     },
     IndexSpec {
+        table: "transmissions",
+        columns: &["from_pubkey"],
+        create_sql: "CREATE INDEX IF NOT EXISTS idx_transmissions_from_pubkey ON transmissions(from_pubkey)",
+    },
+    IndexSpec {
         table: "observations",
         columns: &["transmission_id"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_transmission_id ON observations(transmission_id)",

@@ -61,17 +61,7 @@ pub enum AdvertError {
     Longitude(f64),
 }
 
-/// The stored name of a node type, as CoreScope writes `nodes.role`.
-pub fn role_name(node_type: u8) -> String {
-    match node_type {
-        0 => "none".into(),
-        1 => "companion".into(),
-        2 => "repeater".into(),
-        3 => "room".into(),
-        4 => "sensor".into(),
-        n => format!("type-{n}"),
-    }
-}
+pub use shared::packet::role_name;
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))

@@ -22,13 +22,15 @@ pub struct EngineConfig {
 }
 
 impl Default for EngineConfig {
+    /// The settings' declared defaults.
     fn default() -> Self {
+        use crate::settings::default_of;
         EngineConfig {
-            budget: Duration::from_millis(10),
-            duty: 1.0,
-            max_attempts: 3,
-            min_batch: 64,
-            max_batch: 200_000,
+            budget: Duration::from_secs_f64(default_of::<f64>("migration_budget_ms") / 1000.0),
+            duty: default_of("migration_duty"),
+            max_attempts: default_of("migration_max_attempts"),
+            min_batch: default_of("migration_min_batch"),
+            max_batch: default_of("migration_max_batch"),
             health: HealthConfig::default(),
         }
     }

@@ -11,38 +11,13 @@
 //! counted twice or missed, through crashes and restarts. A run from
 //! scratch (the first, or a retry) starts by resetting the totals.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
-use super::{Migration, MigrationError, Upkeep};
+use super::{Migration, MigrationError};
+use crate::store::counts::{add, counter};
+use crate::store::Upkeep;
 
 pub const NAME: &str = "counts_backfill_v1";
-
-/// Counter names in `_meshscope_counters`.
-pub mod counter {
-    pub const TRANSMISSIONS: &str = "transmissions";
-    pub const OBSERVATIONS: &str = "observations";
-    pub const OBSERVERS: &str = "observers";
-
-    /// Transmissions of one payload type (`NULL` types under `type:null`).
-    pub fn of_type(t: Option<i64>) -> String {
-        match t {
-            Some(t) => format!("type:{t}"),
-            None => "type:null".to_string(),
-        }
-    }
-}
-
-/// Adds `n` to a counter (creating it), in the caller's transaction.
-pub(crate) fn add(conn: &Connection, name: &str, n: i64) -> rusqlite::Result<()> {
-    if n != 0 {
-        conn.prepare_cached(
-            "INSERT INTO _meshscope_counters (name, n) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET n = n + excluded.n",
-        )?
-        .execute(params![name, n])?;
-    }
-    Ok(())
-}
 
 pub struct CountsBackfill;
 

@@ -16,7 +16,8 @@
 
 use rusqlite::Connection;
 
-use super::{merge, Migration, MigrationError, Upkeep};
+use super::{merge, Migration, MigrationError};
+use crate::store::Upkeep;
 
 pub const NAME: &str = "observations_dedup_v1";
 

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::{params, Connection};
 use shared::packet::PAYLOAD_ADVERT;
 
-use super::{Migration, MigrationError, Upkeep};
+use super::{Migration, MigrationError};
 use crate::decoder;
+use crate::store::Upkeep;
 
 pub const NAME: &str = "from_pubkey_backfill_v1";
 

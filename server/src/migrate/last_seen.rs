@@ -14,7 +14,8 @@
 
 use rusqlite::Connection;
 
-use super::{Migration, MigrationError, Upkeep};
+use super::{Migration, MigrationError};
+use crate::store::Upkeep;
 
 pub struct TxLastSeenBackfill;
 

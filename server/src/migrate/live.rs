@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use shared::api::ChunkHold;
 use shared::api::RetentionRun;
 use shared::migration::MigrationRecord;
+
+use crate::latency::Latencies;
+use crate::store::Upkeep;
 
 /// Records of the migrations this process runs (and of its retention job,
 /// as `retention`); `version` bumps on every change so watchers can wake.
@@ -20,11 +22,13 @@ pub struct LiveStatus {
     retention: Arc<Mutex<Option<RetentionRun>>>,
     version: tokio::sync::watch::Sender<u64>,
     holds: Arc<Mutex<Holds>>,
+    /// What live upkeep covers, as the engine last computed it.
+    upkeep: Arc<Mutex<Upkeep>>,
 }
 
 /// How long chunks held the writer (µs), committed or interrupted.
 struct Holds {
-    all: Histogram<u64>,
+    all: Latencies,
     interrupted: u64,
 }
 
@@ -35,10 +39,10 @@ impl Default for LiveStatus {
             retention: Arc::default(),
             version: tokio::sync::watch::Sender::new(0),
             holds: Arc::new(Mutex::new(Holds {
-                all: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .unwrap_or_else(|_| unreachable!("static histogram bounds are valid")),
+                all: Latencies::default(),
                 interrupted: 0,
             })),
+            upkeep: Arc::default(),
         }
     }
 }
@@ -50,6 +54,16 @@ impl LiveStatus {
             .unwrap_or_else(|p| p.into_inner())
             .insert(rec.name.clone(), rec.clone());
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The engine's coverage after a change (see `Engine::upkeep`).
+    pub(crate) fn set_upkeep(&self, upkeep: Upkeep) {
+        *self.upkeep.lock().unwrap_or_else(|p| p.into_inner()) = upkeep;
+    }
+
+    /// What live upkeep covers now, e.g. [`Upkeep::counts_ready`].
+    pub fn upkeep(&self) -> Upkeep {
+        *self.upkeep.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn set_retention(&self, run: RetentionRun) {
@@ -80,8 +94,7 @@ impl LiveStatus {
     /// rolled back to let ingest in).
     pub(crate) fn record_hold(&self, d: Duration, interrupted: bool) {
         let mut h = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        h.all
-            .saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+        h.all.record(d);
         if interrupted {
             h.interrupted += 1;
         }
@@ -100,12 +113,11 @@ impl LiveStatus {
         if h.all.is_empty() {
             return None;
         }
-        let ms = |v: u64| (v as f64 / 10.0).round() / 100.0;
         Some(ChunkHold {
             n: h.all.len(),
-            p50_ms: ms(h.all.value_at_quantile(0.5)),
-            p99_ms: ms(h.all.value_at_quantile(0.99)),
-            max_ms: ms(h.all.max()),
+            p50_ms: h.all.quantile_ms(0.5),
+            p99_ms: h.all.quantile_ms(0.99),
+            max_ms: h.all.max_ms(),
             interrupted: h.interrupted,
         })
     }

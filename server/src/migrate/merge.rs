@@ -15,9 +15,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::counts::{self, counter};
-use super::Upkeep;
 use crate::clock::now_text;
+use crate::store::counts::{self, counter};
+use crate::store::Upkeep;
 
 /// Why a row was merged away (`_meshscope_merged.reason`).
 pub(crate) const REPEATED_SIGHTING: &str = "repeated sighting";

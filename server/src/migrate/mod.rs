@@ -24,6 +24,7 @@ pub mod counts;
 pub mod dedup;
 mod engine;
 pub mod from_pubkey;
+mod job;
 pub mod last_seen;
 mod live;
 mod merge;
@@ -31,17 +32,23 @@ pub mod nodes;
 pub mod rehash;
 pub mod retention;
 mod sizer;
+mod slot;
 pub mod store;
+mod unit;
 
 use std::sync::Arc;
 
 use rusqlite::Connection;
 
+pub use crate::backoff::Backoff;
+pub use crate::store::{Coverage, Upkeep};
 pub use config::{EngineConfig, EngineConfigError};
-pub use engine::{preflight, Contention, ControlError, Coverage, Engine, Observer, Progress};
+pub use engine::Engine;
 pub use live::LiveStatus;
 pub use retention::{Cutoffs, RetentionConfig, Schedule};
+pub use slot::preflight;
 use store::StoreError;
+pub use unit::Contention;
 
 /// One named online migration. Implementations visit `transmissions` ids in
 /// ranges; the engine owns the cursor, the transaction and the bookkeeping.
@@ -111,22 +118,33 @@ pub fn registry() -> Vec<Arc<dyn Migration>> {
     ]
 }
 
-/// Which transmission ids live ingest keeps up for each migration that
-/// computes something (see [`Engine::coverage`]): the rest is theirs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Upkeep {
-    /// `transmissions.observation_count` and the totals (`counts_backfill_v1`).
-    pub counts: Coverage,
-    /// The `nodes` table (`nodes_backfill_v1`).
-    pub nodes: Coverage,
+/// What progress observers are told after every chunk and status change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub name: String,
+    pub status: shared::migration::MigrationStatus,
+    pub rows_processed: i64,
+    pub rows_total: i64,
+    pub batch: i64,
+    pub chunk: Option<std::time::Duration>,
 }
 
-impl Upkeep {
-    /// Everything covered: a file whose migrations are all done.
-    pub const ALL: Upkeep = Upkeep {
-        counts: Coverage::All,
-        nodes: Coverage::All,
-    };
+/// Told every [`Progress`] (metrics, the CLI's bars).
+pub type Observer = Box<dyn Fn(&Progress) + Send>;
+
+/// Why an operator control was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no migration named {0:?}")]
+    NotFound(String),
+    #[error("cannot {action} {name}: it is {status}")]
+    Conflict {
+        action: &'static str,
+        name: String,
+        status: &'static str,
+    },
+    #[error("could not record the change, so nothing changed: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Whether `name` is a migration of this build (rows of other names belong

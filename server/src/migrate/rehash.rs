@@ -16,8 +16,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{merge, Migration, MigrationError, Upkeep};
+use super::{merge, Migration, MigrationError};
 use crate::decoder::content_hash;
+use crate::store::Upkeep;
 
 pub const NAME: &str = "hash_rehash_v1";
 

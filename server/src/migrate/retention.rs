@@ -1,8 +1,8 @@
 //! Retention: a recurring job that deletes what is older than the operator
 //! keeps (`[retention] packet_days`, `observer_days`), in short chunks on
-//! the writer thread between ingest groups, scheduled by the engine like a
-//! migration unit (one chunk per writer turn, sized to the same time budget
-//! by the same [`BatchSizer`]).
+//! the writer thread between ingest groups: a [`Job`] of the scheduler, each
+//! chunk one bounded unit (`unit::Bounds`, sized to the same time budget by
+//! the same [`BatchSizer`] as a migration's).
 //!
 //! What CoreScope does with the same settings (read in Kpa-clawbot/CoreScope,
 //! `cmd/ingestor/maintenance.go`, `cmd/ingestor/config.go`,
@@ -52,24 +52,23 @@
 //! run in `/api/perf`.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, TransactionBehavior};
-use shared::api::{RetentionDeleted, RetentionRun};
-use shared::migration::{Control, MigrationRecord, MigrationStatus};
+use rusqlite::{params, Connection};
+use shared::api::RetentionRun;
+use shared::migration::{Control, MigrationInfo, MigrationRecord, MigrationStatus, Owner};
 use shared::timefmt::format_unix_secs;
 
-use super::counts::{self, counter};
-use super::engine::{
-    arm_interrupt, disarm_interrupt, interrupted, Contention, ControlError, Progress,
-};
+use super::job::{Cx, Job};
 use super::live::LiveStatus;
 use super::sizer::BatchSizer;
-use super::EngineConfig;
-use crate::clock::{now_secs, now_text};
-use crate::db::{self, Fault, ReaderPool};
+use super::unit::{rest, Outcome};
+use super::{ControlError, EngineConfig, Progress};
+use crate::backoff::Backoff;
+use crate::clock::{now_ms, now_secs, now_text};
+use crate::store::counts::{self, counter};
+use crate::store::Upkeep;
 
 /// The name the job shows under (healthz, the dashboard, metrics).
 pub const NAME: &str = "retention";
@@ -78,11 +77,10 @@ pub const NAME: &str = "retention";
 pub const EVERY: Duration = Duration::from_secs(3600);
 
 const DAY_SECS: i64 = 86_400;
-/// First wait before retrying after a full disk or a foreign lock.
+/// First wait before retrying after a full disk or a foreign lock...
 const RETRY_MIN: Duration = Duration::from_secs(1);
+/// ...and the longest.
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// How often a throttled run looks again.
-const THROTTLE_RECHECK: Duration = Duration::from_millis(200);
 
 /// The operator's retention settings; `None` keeps that kind forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -136,29 +134,8 @@ pub struct Cutoffs {
     pub observers: Option<i64>,
 }
 
-/// Rows deleted (or, in a preview, that would be).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Deleted {
-    pub observations: i64,
-    pub transmissions: i64,
-    pub observers: i64,
-}
-
-impl Deleted {
-    fn add(&mut self, o: Deleted) {
-        self.observations += o.observations;
-        self.transmissions += o.transmissions;
-        self.observers += o.observers;
-    }
-
-    fn api(self) -> RetentionDeleted {
-        RetentionDeleted {
-            observations: self.observations,
-            transmissions: self.transmissions,
-            observers: self.observers,
-        }
-    }
-}
+/// Rows deleted (or, in a preview, that would be): the API's own type.
+pub use shared::api::RetentionDeleted as Deleted;
 
 /// Deletes up to `limit` of the oldest sightings strictly older than
 /// `cutoff`, then the transmissions that left without any, keeping the
@@ -333,26 +310,17 @@ pub(crate) struct Retention {
     next_at: Option<Instant>,
     run: Option<Run>,
     sizer: BatchSizer,
-    duty: f64,
-    budget: Duration,
-    min_batch: i64,
-    /// Not before this (the duty cycle, a retry, a throttle).
+    /// Not before this (a retry, a throttle).
     wait_until: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     /// Paused by the operator: nothing runs until resumed.
     held: bool,
     rec: MigrationRecord,
     live: LiveStatus,
-    readers: Option<ReaderPool>,
 }
 
 impl Retention {
-    pub(crate) fn new(
-        schedule: Schedule,
-        cfg: &EngineConfig,
-        readers: Option<ReaderPool>,
-        live: LiveStatus,
-    ) -> Retention {
+    pub(crate) fn new(schedule: Schedule, cfg: &EngineConfig, live: LiveStatus) -> Retention {
         let next_at = match schedule {
             Schedule::Every(c, _) if !c.is_on() => None,
             _ => Some(Instant::now()),
@@ -362,125 +330,58 @@ impl Retention {
             next_at,
             run: None,
             sizer: BatchSizer::new(cfg.budget, cfg.min_batch, cfg.max_batch),
-            duty: cfg.duty,
-            budget: cfg.budget,
-            min_batch: cfg.min_batch,
             wait_until: None,
-            backoff: RETRY_MIN,
+            backoff: Backoff::new(RETRY_MIN, RETRY_MAX),
             held: false,
             rec: MigrationRecord::new(NAME, MigrationStatus::Done),
             live,
-            readers,
         }
     }
 
-    /// When the next unit is due; `None`: nothing to do, ever (a one-off
-    /// run that ended) or until the operator resumes.
-    pub(crate) fn due(&self, now: Instant) -> Option<Instant> {
-        if self.held {
-            return None;
-        }
-        let at = match &self.run {
-            Some(run) if run.phase.is_none() => run.poll_at,
-            Some(_) => now,
-            None => self.next_at?,
-        };
-        Some(match self.wait_until {
-            Some(w) => at.max(w),
-            None => at,
-        })
-    }
-
-    /// Runs one unit if one is due: the start of a run, a look at the row
-    /// count, or one chunk. `throttle` is the health throttle's reason to
-    /// hold chunks back, if any. Returns the progress to report when the
-    /// job's state changed.
-    pub(crate) fn run_unit(
-        &mut self,
-        conn: &mut Connection,
-        throttle: Option<String>,
-        contention: Option<Contention>,
-    ) -> Option<Progress> {
-        let now = Instant::now();
-        if self.due(now).is_none_or(|d| d > now) {
-            return None;
-        }
-        self.wait_until = None;
-        let Some(mut run) = self.run.take() else {
-            self.start(conn);
-            return None;
-        };
-        let Some(phase) = run.phase else {
-            return self.poll_count(run);
-        };
-        if let Some(reason) = throttle {
+    /// One chunk: deletes the oldest rows of the run's phase, within the
+    /// bounded unit, and moves to the next phase (or ends) when a chunk
+    /// finds fewer than it could take.
+    fn chunk(&mut self, conn: &mut Connection, mut run: Run, phase: Phase, cx: &mut Cx<'_>) {
+        if let Some(until) = cx.throttle(&mut self.rec) {
             // `throttled`: running, held back, with the reason (as migrations).
-            self.wait_until = Some(now + THROTTLE_RECHECK);
-            let until = crate::clock::now_ms() + THROTTLE_RECHECK.as_millis() as i64;
+            self.wait_until = Some(until);
             self.rec.status = MigrationStatus::Running;
-            self.rec.throttle_reason = Some(reason);
-            self.rec.throttled_until = Some(shared::timefmt::format_unix_ms(until));
             self.run = Some(run);
-            return Some(self.publish(None));
+            return self.publish(None, cx);
         }
-        self.rec.throttle_reason = None;
-        self.rec.throttled_until = None;
+        let cutoffs = run.cutoffs;
         let limit = self.sizer.batch();
-        let started = Instant::now();
-        // Stopped past its budget while the writer is wanted, like a
-        // migration chunk (a chunk at the smallest size runs to its end).
-        arm_interrupt(
-            conn,
-            contention.filter(|_| limit > self.min_batch),
-            self.budget,
-            started,
-        );
-        let outcome = catch_unwind(AssertUnwindSafe(|| -> rusqlite::Result<Deleted> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = cx.bounds().run(conn, &mut self.sizer, |tx, limit| {
             let d = match phase {
                 Phase::Sightings => {
-                    delete_sightings(&tx, run.cutoffs.packets.unwrap_or(i64::MIN), limit)?
+                    delete_sightings(tx, cutoffs.packets.unwrap_or(i64::MIN), limit)?
                 }
                 Phase::Observers => {
-                    delete_observers(&tx, run.cutoffs.observers.unwrap_or(i64::MIN), limit)?
+                    delete_observers(tx, cutoffs.observers.unwrap_or(i64::MIN), limit)?
                 }
             };
-            tx.commit()?;
-            Ok(d)
-        }));
-        disarm_interrupt(conn);
-        let took = started.elapsed();
-        let d = match outcome {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) if interrupted(&e) => {
-                // Rolled back whole: nothing deleted, retried smaller.
-                self.live.record_hold(took, true);
-                self.sizer.interrupted(limit, took);
+            let visited = match phase {
+                Phase::Sightings => d.observations,
+                Phase::Observers => d.observers,
+            };
+            Ok(((d, visited), visited))
+        });
+        let ((d, visited), took) = match outcome {
+            Outcome::Committed { value, took } => (value, took),
+            // Rolled back whole: nothing deleted, retried smaller.
+            Outcome::Stopped { .. } => {
                 self.run = Some(run);
-                return None;
+                return;
             }
-            Ok(Err(e)) => {
-                if let Some(reason) = transient(&e) {
-                    return Some(self.retry_later(run, reason));
-                }
-                return Some(self.fail(&run, &format!("deleting old rows failed: {e}")));
-            }
-            Err(p) => {
-                let msg = crate::panics::message(&*p);
-                return Some(self.fail(&run, &format!("retention panicked: {msg}")));
+            Outcome::Transient(reason) => return self.retry_later(run, reason, cx),
+            Outcome::Failed(msg) => {
+                return self.fail_run(&run, &format!("deleting old rows failed: {msg}"), cx)
             }
         };
-        let visited = match phase {
-            Phase::Sightings => d.observations,
-            Phase::Observers => d.observers,
-        };
-        self.live.record_hold(took, false);
-        run.deleted.add(d);
-        self.sizer.observe(visited, took);
-        self.backoff = RETRY_MIN;
-        if self.duty < 1.0 {
-            let rest = took.as_secs_f64() * (1.0 - self.duty) / self.duty;
-            self.wait_until = Some(Instant::now() + Duration::from_secs_f64(rest));
+        run.deleted += d;
+        self.backoff.reset();
+        if let Some(r) = rest(took, cx.cfg.duty) {
+            *cx.not_before = Some(Instant::now() + r);
         }
         tracing::debug!(
             phase = ?phase,
@@ -496,16 +397,15 @@ impl Retention {
         if visited < limit {
             run.phase = match phase {
                 Phase::Sightings if run.cutoffs.observers.is_some() => Some(Phase::Observers),
-                _ => return Some(self.finish(&run, Some(took))),
+                _ => return self.finish(&run, Some(took), cx),
             };
         }
         self.run = Some(run);
-        let p = self.publish(Some(took));
-        Some(p)
+        self.publish(Some(took), cx);
     }
 
     /// Starts a run: fixes its cutoffs and counts its rows off the writer.
-    fn start(&mut self, conn: &Connection) {
+    fn start(&mut self, conn: &Connection, cx: &mut Cx<'_>) {
         let cutoffs = match self.schedule {
             Schedule::Every(cfg, _) => cfg.cutoffs(now_secs()),
             Schedule::Once(c) => c,
@@ -520,7 +420,7 @@ impl Retention {
             shown: false,
         };
         let (tx, rx) = mpsc::channel();
-        match &self.readers {
+        match cx.readers {
             Some(pool) => {
                 let pool = pool.clone();
                 let spawned = std::thread::Builder::new()
@@ -533,8 +433,11 @@ impl Retention {
                         let _ = tx.send(res);
                     });
                 if let Err(e) = spawned {
-                    self.fail(&run, &format!("cannot start the counting thread: {e}"));
-                    return;
+                    return self.fail_run(
+                        &run,
+                        &format!("cannot start the counting thread: {e}"),
+                        cx,
+                    );
                 }
             }
             // No reader pool (`meshscope prune`, offline): count here.
@@ -553,13 +456,13 @@ impl Retention {
     }
 
     /// Picks up the row count; starts deleting, or ends a run with nothing to do.
-    fn poll_count(&mut self, mut run: Run) -> Option<Progress> {
+    fn poll_count(&mut self, mut run: Run, cx: &mut Cx<'_>) {
         let got = match run.counting.as_ref().map(|rx| rx.try_recv()) {
             Some(Ok(r)) => r,
             Some(Err(mpsc::TryRecvError::Empty)) => {
                 run.poll_at = Instant::now() + Duration::from_millis(5);
                 self.run = Some(run);
-                return None;
+                return;
             }
             Some(Err(mpsc::TryRecvError::Disconnected)) | None => {
                 Err("the row-counting thread died".to_string())
@@ -567,11 +470,12 @@ impl Retention {
         };
         run.counting = None;
         match got {
-            Err(e) => Some(self.fail(&run, &format!("counting old rows failed: {e}"))),
+            Err(e) => self.fail_run(&run, &format!("counting old rows failed: {e}"), cx),
             Ok(0) => {
                 // Nothing older than the cutoffs: no line, just the last run.
-                self.end_quietly(&run);
-                None
+                tracing::debug!("retention run found nothing to delete");
+                self.set_last(&run, MigrationStatus::Done, None, Some(now_text()));
+                self.schedule_next();
             }
             Ok(total) => {
                 let now = now_text();
@@ -583,15 +487,15 @@ impl Retention {
                 run.shown = true;
                 run.phase = run.first_phase();
                 if run.phase.is_none() {
-                    return Some(self.finish(&run, None));
+                    return self.finish(&run, None, cx);
                 }
                 self.run = Some(run);
-                Some(self.publish(None))
+                self.publish(None, cx);
             }
         }
     }
 
-    fn finish(&mut self, run: &Run, took: Option<Duration>) -> Progress {
+    fn finish(&mut self, run: &Run, took: Option<Duration>, cx: &mut Cx<'_>) {
         let now = now_text();
         self.rec.status = MigrationStatus::Done;
         self.rec.error = None;
@@ -606,21 +510,14 @@ impl Retention {
         self.set_last(run, MigrationStatus::Done, None, self.rec.ended_at.clone());
         self.schedule_next();
         if run.shown {
-            self.publish(took)
+            self.publish(took, cx);
         } else {
-            self.progress(took)
+            self.tell(took, cx);
         }
     }
 
-    /// A run that found nothing to delete: recorded as the last run only.
-    fn end_quietly(&mut self, run: &Run) {
-        tracing::debug!("retention run found nothing to delete");
-        self.set_last(run, MigrationStatus::Done, None, Some(now_text()));
-        self.schedule_next();
-    }
-
     /// Ends the run as failed, shown and logged; the next run comes as scheduled.
-    fn fail(&mut self, run: &Run, msg: &str) -> Progress {
+    fn fail_run(&mut self, run: &Run, msg: &str, cx: &mut Cx<'_>) {
         let now = now_text();
         tracing::error!(error = msg, "retention run failed; the next run retries");
         if !run.shown {
@@ -639,14 +536,13 @@ impl Retention {
             Some(now),
         );
         self.schedule_next();
-        self.publish(None)
+        self.publish(None, cx);
     }
 
     /// A full disk or a foreign lock: shown as paused with the reason, the
     /// same chunk retried after a growing wait.
-    fn retry_later(&mut self, run: Run, reason: &'static str) -> Progress {
-        let wait = self.backoff;
-        self.backoff = (self.backoff * 2).min(RETRY_MAX);
+    fn retry_later(&mut self, run: Run, reason: &'static str, cx: &mut Cx<'_>) {
+        let wait = self.backoff.next_wait();
         self.wait_until = Some(Instant::now() + wait);
         crate::ratelimit::warn_limited(
             "paused:retention",
@@ -659,7 +555,7 @@ impl Retention {
         self.rec.error = Some(reason.to_string());
         self.rec.last_update_at = Some(now_text());
         self.run = Some(run);
-        self.publish(None)
+        self.publish(None, cx);
     }
 
     fn schedule_next(&mut self) {
@@ -684,41 +580,98 @@ impl Retention {
             ended_at,
             packet_cutoff: run.cutoffs.packets.map(format_unix_secs),
             observer_cutoff: run.cutoffs.observers.map(format_unix_secs),
-            deleted: run.deleted.api(),
+            deleted: run.deleted,
             error,
         });
     }
 
-    /// Shows the record (healthz, the dashboard) and the last run.
-    fn publish(&mut self, took: Option<Duration>) -> Progress {
+    /// Shows the record (healthz, the dashboard) and the last run, and
+    /// tells the observers.
+    fn publish(&mut self, took: Option<Duration>, cx: &mut Cx<'_>) {
         self.live.set(&self.rec);
         if let Some(run) = &self.run {
             self.set_last(run, MigrationStatus::Running, None, None);
         }
-        self.progress(took)
+        self.tell(took, cx);
     }
 
-    fn progress(&self, took: Option<Duration>) -> Progress {
-        Progress {
+    /// Tells the observers (a failing one is only logged: retention goes on).
+    fn tell(&self, took: Option<Duration>, cx: &Cx<'_>) {
+        let p = Progress {
             name: NAME.to_string(),
             status: self.rec.shown_status(),
             rows_processed: self.rec.rows_processed,
             rows_total: self.rec.rows_total,
             batch: self.sizer.batch(),
             chunk: took,
+        };
+        if let Err(e) = cx.notify(&p) {
+            tracing::error!(error = %e, "progress observer failed on retention");
         }
     }
+}
 
-    /// The record shown for the job.
-    pub(crate) fn record(&self) -> &MigrationRecord {
+impl Job for Retention {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn record(&self) -> &MigrationRecord {
         &self.rec
     }
 
-    /// An operator control on the `retention` line, by the rule every
-    /// migration follows ([`Control::applies_to`]): pause holds the run,
-    /// resume continues it, cancel ends it (the next run comes as
+    fn in_progress(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Retention waits while any migration is pending, running or paused.
+    fn runs_after_others(&self) -> bool {
+        true
+    }
+
+    /// It keeps the counts `counts_backfill_v1` computes: they must be whole.
+    fn may_run(&self, upkeep: Upkeep) -> bool {
+        upkeep.counts_ready()
+    }
+
+    /// `None`: nothing to do, ever (a one-off run that ended) or until the
+    /// operator resumes.
+    fn due(&mut self, now: Instant, not_before: Option<Instant>) -> Option<Instant> {
+        if self.held {
+            return None;
+        }
+        let at = match &self.run {
+            Some(run) if run.phase.is_none() => run.poll_at,
+            Some(_) => now.max(not_before.unwrap_or(now)),
+            None => self.next_at?,
+        };
+        Some(match self.wait_until {
+            Some(w) => at.max(w),
+            None => at,
+        })
+    }
+
+    /// The start of a run, a look at the row count, or one chunk.
+    fn unit(&mut self, conn: &mut Connection, cx: &mut Cx<'_>) {
+        self.wait_until = None;
+        let Some(run) = self.run.take() else {
+            return self.start(conn, cx);
+        };
+        match run.phase {
+            None => self.poll_count(run, cx),
+            Some(phase) => self.chunk(conn, run, phase, cx),
+        }
+    }
+
+    /// By the rule every line follows ([`Control::applies_to`]): pause holds
+    /// the run, resume continues it, cancel ends it (the next run comes as
     /// scheduled), retry starts a run now.
-    pub(crate) fn control(&mut self, op: Control) -> Result<Progress, ControlError> {
+    fn control(
+        &mut self,
+        _conn: &Connection,
+        op: Control,
+        cx: &mut Cx<'_>,
+    ) -> Result<MigrationInfo, ControlError> {
         let status = self.rec.status;
         if !op.applies_to(status) || (op == Control::Cancel && self.run.is_none()) {
             return Err(ControlError::Conflict {
@@ -761,22 +714,22 @@ impl Retention {
         }
         self.rec.last_update_at = Some(now);
         tracing::info!(op = op.action(), "operator control applied to retention");
-        Ok(self.publish(None))
+        self.publish(None, cx);
+        Ok(MigrationInfo::from_record(
+            &self.rec,
+            now_ms(),
+            Owner::Meshscope,
+        ))
     }
-}
 
-/// A condition that clears by itself, in words for the operator.
-fn transient(e: &rusqlite::Error) -> Option<&'static str> {
-    match db::fault(e) {
-        Fault::DiskFull => Some(
-            "the database disk is full; retrying by itself once writes succeed again \
-             (free space on the disk holding the database)",
-        ),
-        Fault::Busy => {
-            Some("another process holds the database's write lock; retrying once it lets go")
+    fn fail(&mut self, _conn: &Connection, msg: &str, cx: &mut Cx<'_>) {
+        if let Some(run) = self.run.take() {
+            self.fail_run(&run, msg, cx);
         }
-        Fault::Other => None,
     }
+
+    /// Retention is not stored: nothing to announce until a run shows.
+    fn announce(&self, _cx: &Cx<'_>) {}
 }
 
 #[cfg(test)]

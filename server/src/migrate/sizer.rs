@@ -18,7 +18,7 @@ pub(crate) struct BatchSizer {
 const ALPHA: f64 = 0.3;
 
 impl BatchSizer {
-    pub(super) fn new(budget: Duration, min: i64, max: i64) -> BatchSizer {
+    pub(crate) fn new(budget: Duration, min: i64, max: i64) -> BatchSizer {
         BatchSizer {
             batch: min.max(1),
             min: min.max(1),
@@ -29,8 +29,13 @@ impl BatchSizer {
     }
 
     /// Ids the next chunk should cover.
-    pub(super) fn batch(&self) -> i64 {
+    pub(crate) fn batch(&self) -> i64 {
         self.batch
+    }
+
+    /// At the smallest size: a chunk this size is never stopped early.
+    pub(crate) fn at_floor(&self) -> bool {
+        self.batch <= self.min
     }
 
     /// Learns from a chunk over `ids` ids stopped (rolled back) after

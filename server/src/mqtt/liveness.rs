@@ -76,6 +76,9 @@ pub struct Liveness {
     observer_times: Arc<Mutex<ObserverTimes>>,
     /// Bumped on every change, so a cached healthz knows it is stale.
     version: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped when a source's state changes (connected, subscribed,
+    /// stalled), not per packet: what wakes the event stream.
+    state: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Liveness {
@@ -89,7 +92,13 @@ impl Liveness {
             map: Arc::new(Mutex::new(map)),
             observer_times: Arc::default(),
             version: Arc::default(),
+            state: Arc::default(),
         }
+    }
+
+    /// Wakes on every change of a source's state (see `state`).
+    pub fn subscribe_state(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.subscribe()
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, SourceCounters>> {
@@ -168,6 +177,12 @@ impl SourceHandle {
         &self.name
     }
 
+    /// An update that changes the source's state: wakes the event stream.
+    fn update_state(&self, f: impl FnOnce(&mut SourceCounters)) {
+        self.update(f);
+        self.reg.state.send_modify(|v| *v += 1);
+    }
+
     fn update(&self, f: impl FnOnce(&mut SourceCounters)) {
         let mut map = self.reg.lock();
         if let Some(c) = map.get_mut(&self.name) {
@@ -179,7 +194,7 @@ impl SourceHandle {
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
-        self.update(|c| {
+        self.update_state(|c| {
             if connected && !c.connected {
                 c.connects += 1;
             }
@@ -201,11 +216,11 @@ impl SourceHandle {
     /// Disconnected because of `error` (a failed attempt or a lost link).
     pub(crate) fn set_disconnected(&self, error: String) {
         self.set_connected(false);
-        self.update(|c| c.last_error = Some(error));
+        self.update_state(|c| c.last_error = Some(error));
     }
 
     pub(crate) fn set_subscribed(&self) {
-        self.update(|c| c.subscribed = true);
+        self.update_state(|c| c.subscribed = true);
     }
 
     pub fn received(&self, now_unix: i64) {
@@ -248,7 +263,7 @@ impl SourceHandle {
     /// Storing fails with `error` (`None`: it works again).
     pub(crate) fn set_stalled(&self, error: Option<String>) {
         let on = error.is_some();
-        self.update(|c| c.stalled = error);
+        self.update_state(|c| c.stalled = error);
         metrics::gauge!("meshscope_mqtt_stalled", "source" => self.name.clone()).set(if on {
             1.0
         } else {

@@ -34,9 +34,9 @@ pub use subscriber::{start, Handle};
 /// Subscriptions used when a source names none.
 pub(crate) const DEFAULT_TOPICS: [&str; 2] = ["meshcore/+/+/packets", "meshcore/+/+/status"];
 
-/// How a source reaches its broker.
+/// What a broker URL's scheme asks for, before any TLS is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
+pub enum Scheme {
     /// `mqtt://` (or `tcp://`).
     Tcp,
     /// `mqtts://` (or `ssl://`, `tls://`).
@@ -47,28 +47,52 @@ pub enum Transport {
     Wss { path: String },
 }
 
-impl Transport {
+impl Scheme {
     /// The scheme's port when a URL names none.
     pub fn default_port(&self) -> u16 {
         match self {
-            Transport::Tcp => 1883,
-            Transport::Tls => 8883,
-            Transport::Ws { .. } => 80,
-            Transport::Wss { .. } => 443,
+            Scheme::Tcp => 1883,
+            Scheme::Tls => 8883,
+            Scheme::Ws { .. } => 80,
+            Scheme::Wss { .. } => 443,
         }
     }
+}
 
-    pub fn uses_tls(&self) -> bool {
-        matches!(self, Transport::Tls | Transport::Wss { .. })
-    }
+/// How a source reaches its broker: a TLS transport carries its TLS
+/// configuration, so one cannot be had without the other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    Tcp,
+    Tls(tls::TlsClient),
+    Ws { path: String },
+    Wss { path: String, tls: tls::TlsClient },
+}
 
+impl Transport {
     /// The canonical scheme, for logs and default names.
     pub fn scheme(&self) -> &'static str {
         match self {
             Transport::Tcp => "mqtt",
-            Transport::Tls => "mqtts",
+            Transport::Tls(_) => "mqtts",
             Transport::Ws { .. } => "ws",
             Transport::Wss { .. } => "wss",
+        }
+    }
+
+    /// The TLS configuration, for the two TLS transports.
+    pub(crate) fn tls(&self) -> Option<&tls::TlsClient> {
+        match self {
+            Transport::Tls(t) | Transport::Wss { tls: t, .. } => Some(t),
+            Transport::Tcp | Transport::Ws { .. } => None,
+        }
+    }
+
+    /// The WebSocket upgrade path, for the two WebSocket transports.
+    pub(crate) fn path(&self) -> Option<&str> {
+        match self {
+            Transport::Ws { path } | Transport::Wss { path, .. } => Some(path),
+            Transport::Tcp | Transport::Tls(_) => None,
         }
     }
 }
@@ -81,8 +105,6 @@ pub struct MqttSource {
     pub(crate) host: String,
     pub port: u16,
     pub transport: Transport,
-    /// Set exactly when the transport uses TLS.
-    pub(crate) tls: Option<tls::TlsClient>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub topics: Vec<String>,
@@ -97,7 +119,6 @@ impl std::fmt::Debug for MqttSource {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("transport", &self.transport)
-            .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| ".."))
             .field("topics", &self.topics)
@@ -227,9 +248,7 @@ impl MqttSource {
             client_cert: spec.client_cert,
             client_key: spec.client_key,
         };
-        let tls = if url.transport.uses_tls() {
-            Some(tls::TlsClient::new(settings)?)
-        } else {
+        let plain = |transport: Transport| {
             if settings.ca_file.is_some() {
                 return Err(SourceError::TlsWithoutTls("ca_file"));
             }
@@ -239,7 +258,16 @@ impl MqttSource {
             if settings.is_set() {
                 return Err(SourceError::TlsWithoutTls("client_cert/client_key"));
             }
-            None
+            Ok(transport)
+        };
+        let transport = match url.scheme {
+            Scheme::Tcp => plain(Transport::Tcp)?,
+            Scheme::Ws { path } => plain(Transport::Ws { path })?,
+            Scheme::Tls => Transport::Tls(tls::TlsClient::new(settings)?),
+            Scheme::Wss { path } => Transport::Wss {
+                path,
+                tls: tls::TlsClient::new(settings)?,
+            },
         };
         let username = spec.username.or(url.username);
         let password = spec.password.or(url.password);
@@ -275,8 +303,7 @@ impl MqttSource {
             name,
             host: url.host,
             port: url.port,
-            transport: url.transport,
-            tls,
+            transport,
             username,
             password,
             topics,
@@ -313,7 +340,7 @@ impl MqttSource {
 
 #[derive(Debug, PartialEq)]
 struct BrokerUrl {
-    transport: Transport,
+    scheme: Scheme,
     host: String,
     port: u16,
     username: Option<String>,
@@ -374,11 +401,11 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
         p if p.starts_with('?') => format!("/{p}"),
         p => p.to_string(),
     };
-    let transport = match scheme.as_str() {
-        "mqtts" | "ssl" | "tls" => Transport::Tls,
-        "ws" => Transport::Ws { path },
-        "wss" => Transport::Wss { path },
-        _ => Transport::Tcp,
+    let parsed = match scheme.as_str() {
+        "mqtts" | "ssl" | "tls" => Scheme::Tls,
+        "ws" => Scheme::Ws { path },
+        "wss" => Scheme::Wss { path },
+        _ => Scheme::Tcp,
     };
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -416,7 +443,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
         return Err(fail(UrlProblem::NoHost));
     }
     let port = match port {
-        None => transport.default_port(),
+        None => parsed.default_port(),
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -424,7 +451,7 @@ fn parse_url(raw: &str) -> Result<BrokerUrl, SourceError> {
             .ok_or_else(|| fail(UrlProblem::BadPort(p.to_string())))?,
     };
     Ok(BrokerUrl {
-        transport,
+        scheme: parsed,
         host: host.to_string(),
         port,
         username,
@@ -511,15 +538,15 @@ mod tests {
 
     #[test]
     fn each_scheme_has_its_default_port_and_path() {
-        let ws = |path: &str| Transport::Ws { path: path.into() };
-        let wss = |path: &str| Transport::Wss { path: path.into() };
+        let ws = |path: &str| Scheme::Ws { path: path.into() };
+        let wss = |path: &str| Scheme::Wss { path: path.into() };
         for (url, transport, port) in [
-            ("mqtt://b", Transport::Tcp, 1883),
-            ("tcp://b/", Transport::Tcp, 1883),
-            ("mqtts://b", Transport::Tls, 8883),
-            ("MQTTS://b:1", Transport::Tls, 1),
-            ("ssl://b", Transport::Tls, 8883),
-            ("tls://b", Transport::Tls, 8883),
+            ("mqtt://b", Scheme::Tcp, 1883),
+            ("tcp://b/", Scheme::Tcp, 1883),
+            ("mqtts://b", Scheme::Tls, 8883),
+            ("MQTTS://b:1", Scheme::Tls, 1),
+            ("ssl://b", Scheme::Tls, 8883),
+            ("tls://b", Scheme::Tls, 8883),
             ("ws://b", ws("/"), 80),
             ("ws://b:9001/", ws("/"), 9001),
             ("ws://b?token=x", ws("/?token=x"), 80),
@@ -527,7 +554,7 @@ mod tests {
             ("wss://u:p@[::1]:8443/a/b?c=d", wss("/a/b?c=d"), 8443),
         ] {
             let u = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!((u.transport, u.port), (transport, port), "{url}");
+            assert_eq!((u.scheme, u.port), (transport, port), "{url}");
         }
         let u = parse_url("wss://user:hunter2@broker.example/mqtt").unwrap();
         assert_eq!(u.host, "broker.example");
@@ -606,8 +633,15 @@ mod tests {
             assert!(err.contains(want), "{url}: {err}");
         }
         let ok = spec("mqtts://b", |s, _| s.insecure_skip_verify = Some(true)).unwrap();
-        assert!(ok.tls.is_some_and(|t| t.settings.insecure_skip_verify));
-        assert!(spec("mqtt://b", |_, _| {}).unwrap().tls.is_none());
+        assert!(ok
+            .transport
+            .tls()
+            .is_some_and(|t| t.settings.insecure_skip_verify));
+        assert!(spec("mqtt://b", |_, _| {})
+            .unwrap()
+            .transport
+            .tls()
+            .is_none());
     }
 
     #[test]

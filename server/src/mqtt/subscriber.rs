@@ -41,6 +41,7 @@
 //! messages), validates each on its own — so one bad message never refuses
 //! good ones — and sends all packets as one ingest request.
 
+use crate::backoff::Backoff;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,7 @@ pub fn start(
             let client_id = src.client_id(db);
             tracing::info!(source = %src.name, broker = %broker_label(src),
                 client_id = %client_id, topics = ?src.topics, "starting MQTT ingest");
-            if let Some(tls) = &src.tls {
+            if let Some(tls) = src.transport.tls() {
                 if tls.settings.insecure_skip_verify {
                     tracing::warn!(source = %src.name, broker = %broker_label(src),
                         "insecure_skip_verify is on: the broker's TLS certificate is NOT \
@@ -185,11 +186,9 @@ pub fn start(
 
 /// `scheme://host:port` (and the path of a WebSocket), for logs.
 fn broker_label(src: &MqttSource) -> String {
-    match &src.transport {
-        Transport::Ws { path } | Transport::Wss { path } => {
-            format!("{}{path}", host_port(src))
-        }
-        Transport::Tcp | Transport::Tls => host_port(src),
+    match src.transport.path() {
+        Some(path) => format!("{}{path}", host_port(src)),
+        None => host_port(src),
     }
 }
 
@@ -205,24 +204,18 @@ fn host_port(src: &MqttSource) -> String {
 
 pub(crate) fn options(src: &MqttSource, client_id: String) -> MqttOptions {
     // Over WebSocket the client takes host, port and path from a URL.
-    let addr = match &src.transport {
-        Transport::Tcp | Transport::Tls => src.host.clone(),
-        Transport::Ws { .. } | Transport::Wss { .. } => broker_label(src),
+    let addr = match src.transport.path() {
+        None => src.host.clone(),
+        Some(_) => broker_label(src),
     };
     let mut o = MqttOptions::new(client_id, addr, src.port);
-    let tls = || {
-        let client = src
-            .tls
-            .as_ref()
-            // from_spec sets `tls` for every TLS transport.
-            .expect("a TLS transport has its TLS configuration");
-        rumqttc::TlsConfiguration::Rustls(client.config.clone())
-    };
+    let tls =
+        |client: &super::tls::TlsClient| rumqttc::TlsConfiguration::Rustls(client.config.clone());
     o.set_transport(match &src.transport {
         Transport::Tcp => rumqttc::Transport::Tcp,
-        Transport::Tls => rumqttc::Transport::Tls(tls()),
+        Transport::Tls(t) => rumqttc::Transport::Tls(tls(t)),
         Transport::Ws { .. } => rumqttc::Transport::Ws,
-        Transport::Wss { .. } => rumqttc::Transport::Wss(tls()),
+        Transport::Wss { tls: t, .. } => rumqttc::Transport::Wss(tls(t)),
     });
     o.set_clean_session(false)
         .set_manual_acks(true)
@@ -253,7 +246,7 @@ async fn run_source(
         stop.clone(),
     ));
     let broker = broker_label(&src);
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
     let mut connected_at: Option<Instant> = None;
     loop {
         let event = tokio::select! {
@@ -337,8 +330,9 @@ async fn run_source(
             Err(e) => {
                 live.set_disconnected(describe(&e));
                 if connected_at.take().is_some_and(|t| t.elapsed() >= STABLE) {
-                    backoff = MIN_BACKOFF;
+                    backoff.reset();
                 }
+                let wait = backoff.next_wait();
                 warn_limited(
                     &format!("mqtt-conn:{}", src.name),
                     &format!(
@@ -346,15 +340,14 @@ async fn run_source(
                          retrying in {} ms",
                         src.name,
                         describe(&e),
-                        backoff.as_millis()
+                        wait.as_millis()
                     ),
                 );
                 tokio::select! {
                     biased;
                     _ = stop.wait_for(|s| *s) => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -612,7 +605,7 @@ impl Store {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<u64, WriteError>>,
     {
-        let mut backoff = RETRY_MIN;
+        let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
         let mut permanent = 0;
         let mut stop = self.stop.clone();
         loop {
@@ -631,13 +624,14 @@ impl Store {
             };
             // A full disk or a lock held elsewhere clears by itself.
             let transient = error.whole_database();
+            let wait = backoff.next_wait();
             warn_limited(
                 &format!("mqtt-store:{}", self.live.name()),
                 &format!(
                     "MQTT source {}: could not store {n} {what} ({error}); they stay \
                      unacknowledged and are tried again in {} ms",
                     self.live.name(),
-                    backoff.as_millis()
+                    wait.as_millis()
                 ),
             );
             if transient {
@@ -651,9 +645,8 @@ impl Store {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => return None,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            backoff = (backoff * 2).min(RETRY_MAX);
         }
     }
 

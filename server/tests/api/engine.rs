@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meshscope::config::{ServeArgs, ServeConfig};
+use meshscope::config::ServeConfig;
 use meshscope::migrate::{
     from_pubkey::FromPubkeyBackfill, last_seen::TxLastSeenBackfill, EngineConfig, Migration,
     MigrationError, Progress,
 };
 use meshscope::serve::{self, Parts};
+use meshscope::settings::{CommandLine, ServeArgs};
 use rusqlite::Connection;
 use shared::migration::{Control as ControlOp, MigrationRecord, MigrationStatus};
 
@@ -72,10 +73,9 @@ pub fn build(
     migrations: Vec<Arc<dyn Migration>>,
 ) -> Harness {
     crate::helpers::init_log();
-    let mut cfg = ServeConfig::resolve(ServeArgs {
-        db: Some(db.clone()),
-        ..Default::default()
-    })
+    let mut cfg = ServeConfig::resolve(&ServeArgs(
+        CommandLine::default().with("db", db.display().to_string()),
+    ))
     .unwrap();
     cfg.engine = engine;
     let parts = serve::build_with(&cfg, migrations).unwrap();

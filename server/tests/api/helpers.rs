@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
-use meshscope::config::{ServeArgs, ServeConfig};
+use meshscope::config::ServeConfig;
 use meshscope::decoder;
 use meshscope::mqtt::{self, Liveness, MqttSource};
 use meshscope::serve;
+use meshscope::settings::{CommandLine, ServeArgs};
 use meshscope::writer::Writer;
 use serde_json::Value;
 
@@ -83,17 +84,34 @@ pub async fn try_spawn(opts: Options) -> anyhow::Result<TestApp> {
     if let Some(prepare) = opts.prepare {
         prepare(&db);
     }
-    let mut cfg = ServeConfig::resolve(ServeArgs {
-        db: Some(db.clone()),
-        listen: Some("127.0.0.1:0".parse()?),
-        dist: Some(opts.dist.unwrap_or_else(|| dir.path().join("no-dist"))),
-        api_key: opts.api_key,
-        ingest_key_file: opts.ingest_key_file,
-        operator_key: opts.operator_key,
-        query_timeout_ms: opts.query_timeout_ms,
-        readers: opts.readers,
-        ..Default::default()
-    })?;
+    let mut cli = CommandLine::default()
+        .with("db", db.display().to_string())
+        .with("listen", "127.0.0.1:0")
+        .with(
+            "dist",
+            opts.dist
+                .unwrap_or_else(|| dir.path().join("no-dist"))
+                .display()
+                .to_string(),
+        );
+    for (key, value) in [
+        ("api_key", opts.api_key),
+        (
+            "ingest_key_file",
+            opts.ingest_key_file.map(|p| p.display().to_string()),
+        ),
+        ("operator_key", opts.operator_key),
+        (
+            "query_timeout_ms",
+            opts.query_timeout_ms.map(|v| v.to_string()),
+        ),
+        ("readers", opts.readers.map(|v| v.to_string())),
+    ] {
+        if let Some(v) = value {
+            cli = cli.with(key, v);
+        }
+    }
+    let mut cfg = ServeConfig::resolve(&ServeArgs(cli))?;
     cfg.mqtt = opts.mqtt;
     if let Some(engine) = opts.engine {
         cfg.engine = engine;

@@ -1038,16 +1038,16 @@ async fn mqtt_throughput_and_latency() {
         done.store(true, Ordering::Relaxed);
         let seen = poller.join().unwrap();
         assert_eq!(seen.len(), sent_at.len(), "every message became a row");
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        let mut h = meshscope::latency::Latencies::default();
         for (s, r) in sent_at.iter().zip(&seen) {
-            h.record(r.duration_since(*s).as_micros() as u64).unwrap();
+            h.record(r.duration_since(*s));
         }
         println!(
             "latency at {rate} msg/s for {secs} s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
              (publish call to row visible to a reader, polled every ~0.2 ms)",
-            h.value_at_quantile(0.5) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0,
-            h.max() as f64 / 1000.0
+            h.quantile_ms(0.5),
+            h.quantile_ms(0.99),
+            h.max_ms()
         );
     }
 }

@@ -352,14 +352,28 @@ impl Sse {
     }
 }
 
+/// The next `migrations` event's record of `LS`, within `within`.
+async fn next_record(sse: &mut Sse, within: Duration) -> (Value, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (name, data) = sse.next(left).await.expect("a migrations event in time");
+        if name == "migrations" {
+            let v: Value = serde_json::from_str(&data).unwrap();
+            return (find(&v["async_migrations"], LS).clone(), v);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn events_follow_progress_within_a_second_and_report_done() {
+async fn events_follow_progress_and_controls_at_once_and_report_done() {
     // About 60 chunks at a 2% duty: seconds of progress, many events.
     let gentle = EngineConfig {
         duty: 0.02,
         ..slow()
     };
-    let app = legacy_app(12_000, gentle, None, false).await;
+    let key = "operator-key-1";
+    let app = legacy_app(12_000, gentle, Some(key), false).await;
     let r = app.client.get(app.url("/api/events")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["content-type"]
@@ -377,22 +391,46 @@ async fn events_follow_progress_within_a_second_and_report_done() {
     assert_eq!(name, "migrations");
     let first: Value = serde_json::from_str(&first).unwrap();
     assert!(first["async_migrations"].is_array());
-    // Each progress change must reach the client within 1.5 s.
-    let mut last = -1;
-    let mut updates = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (name, data) = sse
-            .next(Duration::from_millis(1_500))
-            .await
-            .expect("an update within 1.5 s of progress");
-        if name != "migrations" {
-            continue;
+    // A change the stream is woken for reaches it within a second; the
+    // stream's fallback poll is far slower, so only the wakeup passes this.
+    // Controls change the status at a known moment (their answer): each of
+    // six must be seen within a second (by the poll alone, each would be
+    // seen in time with a chance of 1 in 5: all six, 1 in 15,625).
+    let poll = meshscope::api::EVENTS_POLL;
+    assert!(poll >= Duration::from_secs(5));
+    let mut record = loop {
+        let (m, _) = next_record(&mut sse, poll * 2).await;
+        if m["status"] == "running" {
+            break m;
         }
-        let v: Value = serde_json::from_str(&data).unwrap();
-        let m = find(&v["async_migrations"], LS);
+    };
+    for op in ["pause", "resume", "pause", "resume", "pause", "resume"] {
+        let (s, info) = post(&app, &format!("/api/migrations/{LS}/{op}"), Some(key)).await;
+        assert_eq!(s, 200, "{op}: {info}");
+        let want = if op == "pause" { "paused" } else { "running" };
+        let answered = Instant::now();
+        loop {
+            let (m, _) = next_record(&mut sse, Duration::from_secs(1)).await;
+            if m["status"] == want {
+                record = m;
+                break;
+            }
+        }
+        assert!(
+            answered.elapsed() < Duration::from_secs(1),
+            "{op} seen after {:?}",
+            answered.elapsed()
+        );
+    }
+    // Then progress, never backwards, to done. Each event comes with a
+    // change; chunks run at a 2% duty, so allow the poll's interval twice.
+    let mut last = record["rowsProcessed"].as_i64().unwrap();
+    let mut updates = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (m, v) = next_record(&mut sse, poll * 2).await;
         let processed = m["rowsProcessed"].as_i64().unwrap();
-        assert!(processed >= last);
+        assert!(processed >= last, "{processed} after {last}");
         last = processed;
         updates += 1;
         if m["status"] == "done" {
