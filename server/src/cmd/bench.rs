@@ -232,7 +232,7 @@ fn migrated_file(opts: &BenchOptions, src: &Path) -> anyhow::Result<PathBuf> {
     std::fs::copy(src, &path)
         .with_context(|| format!("cannot copy {} to {}", src.display(), path.display()))?;
     eprintln!("bench: running the migrations on {} (once)", path.display());
-    super::migrate::migrate(&path, &[], EngineConfig::default())?;
+    super::migrate::migrate(&path, &[], false, EngineConfig::default())?;
     std::fs::write(&marker, b"ok")?;
     Ok(path)
 }

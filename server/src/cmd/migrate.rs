@@ -229,7 +229,12 @@ pub(crate) fn dry_run(db: &Path, names: &[String], cfg: &EngineConfig) -> anyhow
 
 /// Runs the chosen (default: all) migrations on `db` in the foreground.
 /// Named migrations that failed or were cancelled are retried explicitly.
-pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow::Result<String> {
+pub(crate) fn migrate(
+    db: &Path,
+    names: &[String],
+    offline_indexes: bool,
+    cfg: EngineConfig,
+) -> anyhow::Result<String> {
     require_file(db)?;
     let known: Vec<&'static str> = migrate::registry().iter().map(|m| m.name()).collect();
     for n in names {
@@ -239,6 +244,21 @@ pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow:
     }
     let lock = WriterLock::acquire(db)?;
     let mut conn = db::open_writer(db)?;
+    let mut built = Vec::new();
+    if offline_indexes {
+        for table in ["transmissions", "observations"] {
+            for spec in db::schema::missing_indexes(&conn, table)? {
+                let t = Instant::now();
+                conn.execute_batch(spec.create_sql)
+                    .with_context(|| format!("building {} with CREATE INDEX", spec.name))?;
+                built.push(format!(
+                    "{}: built offline in {:.1} s",
+                    spec.name,
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+        }
+    }
     let chosen: Vec<_> = migrate::registry()
         .into_iter()
         .filter(|m| names.is_empty() || names.iter().any(|n| n == m.name()))
@@ -302,11 +322,12 @@ pub(crate) fn migrate(db: &Path, names: &[String], cfg: EngineConfig) -> anyhow:
     if !failed.is_empty() {
         bail!("{}", failed.join("; "));
     }
-    Ok(format!(
+    built.push(format!(
         "{} migration(s) done in {:.1} s",
         records.len(),
         started.elapsed().as_secs_f64()
-    ))
+    ));
+    Ok(built.join("\n"))
 }
 
 /// "NAME is STATUS: error" for each record that is not done.

@@ -85,6 +85,11 @@ pub(crate) struct MigrateArgs {
     /// chunks, rolled back) and write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Build every missing index with one plain `CREATE INDEX` first
+    /// (faster than the online build and needs only the index's space, but
+    /// holds the file for the whole build: nothing else can write it).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(crate) offline_indexes: bool,
     #[command(flatten)]
     pub(crate) migration: JobArgs,
 }

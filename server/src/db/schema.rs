@@ -84,7 +84,13 @@ pub(crate) const BOOT_INDEX_MAX_ROWS: i64 = 200_000;
 
 /// An index the code expects, found by its key columns whatever its name.
 pub struct IndexSpec {
+    pub name: &'static str,
+    /// The online build's migration name (`migrate::index_build`).
+    pub job: &'static str,
     pub table: &'static str,
+    /// The table columns the index reads (key, expression, `WHERE`), the
+    /// rowid aside.
+    pub uses: &'static [&'static str],
     /// Key columns as `pragma_index_info` reports them (`""` for an expression).
     pub columns: &'static [&'static str],
     pub create_sql: &'static str,
@@ -94,58 +100,91 @@ pub struct IndexSpec {
 /// neither program builds a second copy under another name.
 pub const INDEXES: &[IndexSpec] = &[
     IndexSpec {
+        name: "idx_transmissions_hash",
+        job: "build_idx_transmissions_hash",
         table: "transmissions",
+        uses: &["hash"],
         columns: &["hash"],
         create_sql: "CREATE UNIQUE INDEX IF NOT EXISTS idx_transmissions_hash ON transmissions(hash)",
     },
     IndexSpec {
+        name: "idx_transmissions_first_seen",
+        job: "build_idx_transmissions_first_seen",
         table: "transmissions",
+        uses: &["first_seen"],
         columns: &["first_seen"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_transmissions_first_seen ON transmissions(first_seen)",
     },
     IndexSpec {
+        name: "idx_transmissions_payload_type",
+        job: "build_idx_transmissions_payload_type",
         table: "transmissions",
+        uses: &["payload_type"],
         columns: &["payload_type"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_transmissions_payload_type ON transmissions(payload_type)",
     },
     IndexSpec {
+        name: "idx_tx_last_seen_zero",
+        job: "build_idx_tx_last_seen_zero",
         table: "transmissions",
+        uses: &["last_seen"],
         columns: &["id"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_tx_last_seen_zero ON transmissions(id) WHERE last_seen=0",
     },
     IndexSpec {
+        name: "idx_transmissions_from_pubkey",
+        job: "build_idx_transmissions_from_pubkey",
         table: "transmissions",
+        uses: &["from_pubkey"],
         columns: &["from_pubkey"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_transmissions_from_pubkey ON transmissions(from_pubkey)",
     },
     IndexSpec {
+        name: "idx_observations_transmission_id",
+        job: "build_idx_observations_transmission_id",
         table: "observations",
+        uses: &["transmission_id"],
         columns: &["transmission_id"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_transmission_id ON observations(transmission_id)",
     },
     IndexSpec {
+        name: "idx_observations_timestamp",
+        job: "build_idx_observations_timestamp",
         table: "observations",
+        uses: &["timestamp"],
         columns: &["timestamp"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_timestamp ON observations(timestamp)",
     },
     IndexSpec {
+        name: "idx_observations_observer_idx",
+        job: "build_idx_observations_observer_idx",
         table: "observations",
+        uses: &["observer_idx"],
         columns: &["observer_idx"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_observer_idx ON observations(observer_idx)",
     },
     IndexSpec {
+        name: "idx_observations_tx_ts",
+        job: "build_idx_observations_tx_ts",
         table: "observations",
+        uses: &["transmission_id", "timestamp"],
         columns: &["transmission_id", "timestamp"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_tx_ts ON observations(transmission_id, timestamp)",
     },
     IndexSpec {
+        name: "idx_observations_observer_idx_timestamp",
+        job: "build_idx_observations_observer_idx_timestamp",
         table: "observations",
+        uses: &["observer_idx", "timestamp"],
         columns: &["observer_idx", "timestamp"],
         create_sql: "CREATE INDEX IF NOT EXISTS idx_observations_observer_idx_timestamp \
                      ON observations(observer_idx, timestamp)",
     },
     IndexSpec {
+        name: "idx_observations_dedup",
+        job: "build_idx_observations_dedup",
         table: "observations",
+        uses: &["transmission_id", "observer_idx", "path_json"],
         columns: &["transmission_id", "observer_idx", ""],
         create_sql: "CREATE UNIQUE INDEX IF NOT EXISTS idx_observations_dedup \
                      ON observations(transmission_id, observer_idx, COALESCE(path_json, ''))",

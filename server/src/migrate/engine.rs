@@ -74,10 +74,16 @@ impl Engine {
     ) -> Result<Engine, StoreError> {
         let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(migrations.len() + 1);
         for m in migrations {
+            if m.needed(conn).ok() == Some(super::Need::No)
+                && super::store::read_one(conn, m.name())?.is_none()
+            {
+                continue;
+            }
             let job = MigrationJob::boot(conn, m, &cfg)?;
             live.set(job.record());
             jobs.push(Box::new(job));
         }
+        jobs.push(Box::new(super::index_build::Cleanup::new(&cfg)));
         let mut engine = Engine {
             cfg,
             jobs,

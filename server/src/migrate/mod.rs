@@ -24,6 +24,7 @@ pub mod counts;
 pub mod dedup;
 mod engine;
 pub mod from_pubkey;
+pub mod index_build;
 mod job;
 pub mod last_seen;
 mod live;
@@ -54,6 +55,14 @@ pub use unit::Contention;
 /// ranges; the engine owns the cursor, the transaction and the bookkeeping.
 pub trait Migration: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+
+    /// Whether this file needs the migration, read at boot: most run once
+    /// on every file ([`Need::Once`]); an index build is needed while its
+    /// index is missing, and not registered at all on a file that has it.
+    fn needed(&self, conn: &Connection) -> rusqlite::Result<Need> {
+        let _ = conn;
+        Ok(Need::Once)
+    }
 
     /// Runs on the writer when a run from scratch is planned, before its id
     /// range is fixed: resets what the migration keeps outside the rows it
@@ -94,6 +103,25 @@ pub trait Migration: Send + Sync + 'static {
         let _ = conn;
         Ok(())
     }
+
+    /// Runs on the writer when a run ends without finishing (cancelled or
+    /// failed), and at boot for a row that ended so: undoes what the run
+    /// keeps in step with live writes (an index build's triggers). Quick.
+    fn abandon(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+}
+
+/// What a file needs of a migration (see [`Migration::needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Run once; a done row stays done.
+    Once,
+    /// Needed now: registered, and run again even after a done run.
+    Yes,
+    /// Not needed: not registered when the file has no row for it.
+    No,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,20 +130,32 @@ pub enum MigrationError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The file does not allow the work, in words for the operator.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The migrations this build knows, in the order they run.
 pub fn registry() -> Vec<Arc<dyn Migration>> {
-    vec![
+    let mut list: Vec<Arc<dyn Migration>> = vec![
         // Merges first: the counts and nodes backfills then see one row
         // per packet and per sighting.
         Arc::new(dedup::ObservationsDedup),
         Arc::new(rehash::HashRehash),
-        Arc::new(last_seen::TxLastSeenBackfill),
+    ];
+    // Indexes next, so the backfills and every read after them have them.
+    list.extend(
+        crate::db::schema::INDEXES
+            .iter()
+            .map(|spec| Arc::new(index_build::IndexBuild::new(spec)) as Arc<dyn Migration>),
+    );
+    list.extend([
+        Arc::new(last_seen::TxLastSeenBackfill) as Arc<dyn Migration>,
         Arc::new(from_pubkey::FromPubkeyBackfill::default()),
         Arc::new(counts::CountsBackfill),
         Arc::new(nodes::NodesBackfill::default()),
-    ]
+    ]);
+    list
 }
 
 /// What progress observers are told after every chunk and status change.

@@ -199,6 +199,32 @@ impl MigrationJob {
                 unsaved = Some(now + FLUSH_EVERY);
             }
         }
+        let need = m.needed(conn).unwrap_or_else(|e| {
+            tracing::warn!(migration = m.name(), error = %e,
+                "cannot tell whether the file needs the migration; running it once");
+            super::Need::Once
+        });
+        if need == super::Need::Yes && row.rec.status == MigrationStatus::Done {
+            // Done before, needed again (an index dropped since): a new run.
+            tracing::info!(migration = m.name(), "needed again; starting a new run");
+            let mut next = row.clone();
+            reset_for_retry(&mut next);
+            if let Err(e) = store::write(conn, &next) {
+                tracing::error!(migration = m.name(), error = %e,
+                    "cannot record the new run; retrying the write");
+                unsaved = Some(now + FLUSH_EVERY);
+            }
+            row = next;
+        }
+        if matches!(
+            row.rec.status,
+            MigrationStatus::Cancelled | MigrationStatus::Failed
+        ) {
+            if let Err(e) = m.abandon(conn) {
+                tracing::warn!(migration = m.name(), error = %e,
+                    "cannot undo what the ended run kept in step");
+            }
+        }
         let mut resume_at = None;
         match row.rec.status {
             MigrationStatus::Running | MigrationStatus::Paused if row.cursor.is_none() => {
@@ -288,8 +314,20 @@ impl MigrationJob {
                 self.unsaved = None;
             }
         }
+        let ended = matches!(
+            next.rec.status,
+            MigrationStatus::Cancelled | MigrationStatus::Failed
+        ) && next.rec.status != self.row.rec.status;
         self.row = next;
         self.run = Run::Idle;
+        if ended {
+            if let Err(e) = self.m.abandon(conn) {
+                crate::ratelimit::warn_limited(
+                    &format!("abandon:{}", self.m.name()),
+                    &format!("{}: cannot undo what the run kept in step: {e}", self.m.name()),
+                );
+            }
+        }
         cx.live.set(&self.row.rec);
         if let Err(e) = cx.notify(&self.progress(None)) {
             if self.status() == MigrationStatus::Failed {

@@ -68,6 +68,7 @@ pub(crate) fn sqlite_of(e: &MigrationError) -> Option<&rusqlite::Error> {
     match e {
         MigrationError::Sqlite(e) => Some(e),
         MigrationError::Store(s) => s.sqlite(),
+        MigrationError::Refused(_) => None,
     }
 }
 

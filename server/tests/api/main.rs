@@ -13,6 +13,7 @@ mod fairness;
 mod faults;
 mod helpers;
 mod hostile;
+mod index_build;
 mod ingest;
 mod legacy;
 mod mqtt;
