@@ -139,6 +139,7 @@ fn engine_config(src: &Sources) -> Result<EngineConfig, ConfigError> {
         max_attempts: src.value("migration_max_attempts")?,
         min_batch: src.value("migration_min_batch")?,
         max_batch: src.value("migration_max_batch")?,
+        wal_limit_bytes: mib(src.value("wal_limit_mb")?),
         health: HealthConfig {
             wal_max_bytes: mib(src.value("throttle_wal_mb")?),
             checkpoint_stuck: Duration::from_secs(src.value("throttle_checkpoint_stuck_secs")?),

@@ -75,6 +75,16 @@ struct Inner {
     waits: Mutex<VecDeque<(Instant, Duration)>>,
     free: Mutex<Option<(Instant, Option<u64>)>>,
     dir: Option<PathBuf>,
+    /// The WAL file's size at the last look, and the largest seen.
+    wal_bytes: AtomicU64,
+    wal_peak: AtomicU64,
+    /// The writer's WAL restarts (see `db::bound_wal`): their holds, and
+    /// how many found a reader still on old frames.
+    restarts: Mutex<crate::latency::Latencies>,
+    restarts_busy: AtomicU64,
+    /// Checkpoints recorded so far, and whether the writer wants one now.
+    checkpoints: AtomicU64,
+    checkpoint_wanted: std::sync::atomic::AtomicBool,
 }
 
 /// Shared health readings; cheap to clone.
@@ -99,6 +109,7 @@ impl DbHealth {
     pub(crate) fn record_checkpoint(&self, log: i64, done: i64, page_size: i64, now_ms: i64) {
         let backlog = (log - done).max(0) as u64 * page_size.max(0) as u64;
         self.0.wal_backlog.store(backlog, Ordering::Relaxed);
+        self.0.checkpoints.fetch_add(1, Ordering::Release);
         let mut last = self.0.last_mark.lock().unwrap_or_else(|p| p.into_inner());
         // Stuck: frames wait and the mark is where it was last time.
         let stuck = done < log && last.is_some_and(|(_, prev_done)| prev_done == done);
@@ -108,6 +119,56 @@ impl DbHealth {
             self.0.stuck_since_ms.store(now_ms, Ordering::Relaxed);
         }
         *last = Some((log, done));
+    }
+
+    /// Checkpoints recorded so far (a later one has a larger number).
+    pub(crate) fn checkpoints(&self) -> u64 {
+        self.0.checkpoints.load(Ordering::Acquire)
+    }
+
+    /// Asks the checkpointer for a checkpoint now (the writer wants to
+    /// restart the WAL).
+    pub(crate) fn request_checkpoint(&self) {
+        self.0.checkpoint_wanted.store(true, Ordering::Release);
+    }
+
+    /// Whether a checkpoint was asked for since the last call.
+    pub(crate) fn take_checkpoint_request(&self) -> bool {
+        self.0.checkpoint_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// The WAL file holds `bytes` now.
+    pub(crate) fn record_wal_size(&self, bytes: u64) {
+        self.0.wal_bytes.store(bytes, Ordering::Relaxed);
+        self.0.wal_peak.fetch_max(bytes, Ordering::Relaxed);
+        metrics::gauge!("meshscope_wal_bytes").set(bytes as f64);
+    }
+
+    /// A WAL restart held the writer for `took`; `busy` when a reader on
+    /// old frames kept it from restarting the file.
+    pub(crate) fn record_wal_restart(&self, took: Duration, busy: bool) {
+        if busy {
+            self.0.restarts_busy.fetch_add(1, Ordering::Relaxed);
+        }
+        self.0
+            .restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(took);
+    }
+
+    /// The WAL's size, peak and restarts since this process started.
+    pub fn wal(&self) -> shared::api::WalStats {
+        let r = self.0.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        let any = !r.is_empty();
+        shared::api::WalStats {
+            bytes: self.0.wal_bytes.load(Ordering::Relaxed),
+            peak_bytes: self.0.wal_peak.load(Ordering::Relaxed),
+            restarts: r.len(),
+            restarts_busy: self.0.restarts_busy.load(Ordering::Relaxed),
+            restart_hold_p99_ms: any.then(|| r.quantile_ms(0.99)),
+            restart_hold_max_ms: any.then(|| r.max_ms()),
+        }
     }
 
     /// An ingest request waited `d` in the writer queue.

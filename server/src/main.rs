@@ -57,7 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if args.dry_run {
                 println!("{}", cmd::migrate::dry_run(&args.db, &args.names, &cfg)?);
             } else {
-                println!("{}", cmd::migrate::migrate(&args.db, &args.names, args.offline_indexes, cfg)?);
+                println!(
+                    "{}",
+                    cmd::migrate::migrate(&args.db, &args.names, args.offline_indexes, cfg)?
+                );
             }
             Ok(())
         }

@@ -89,7 +89,7 @@ pub fn build_with(
         ));
     }
     engine.add_observer(Box::new(crate::metrics::observe_migration));
-    engine.set_health(health);
+    engine.set_health(health.clone());
     engine.announce();
     let writer = Arc::new(
         Writer::spawn(
@@ -121,6 +121,7 @@ pub fn build_with(
         healthz: api::rendered::RenderCache::new(status::DEFAULT_TTL),
         migration_list: api::rendered::RenderCache::new(status::DEFAULT_TTL),
         ingest_liveness: mqtt::Liveness::new(cfg.mqtt.iter().map(|s| s.name.as_str())),
+        db_health: health,
         shutdown: tokio::sync::watch::Sender::new(false),
     });
     Ok(Parts {

@@ -231,6 +231,13 @@ settings! {
         group: Group::Jobs,
         doc: "Largest chunk, in rows (at least the smallest).",
     }
+    "wal_limit_mb", "wal-limit-mb", "MESHSCOPE_WAL_LIMIT_MB" {
+        value: "MIB", rule: Rule::Int { min: 0, max: MAX_MIB }, default: Some("64"),
+        group: Group::Jobs,
+        doc: "Keep the WAL file under this many MiB while background jobs run: past half \
+              of it the writer starts the WAL over between two units (waiting at most one \
+              chunk budget for readers); 0 turns it off.",
+    }
     "throttle_wal_mb", "throttle-wal-mb", "MESHSCOPE_THROTTLE_WAL_MB" {
         value: "MIB", rule: Rule::Int { min: 0, max: MAX_MIB }, default: Some("32"),
         group: Group::Jobs,

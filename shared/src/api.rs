@@ -338,6 +338,26 @@ pub struct Perf {
     /// off or has not run since the server started.
     #[serde(default)]
     pub retention: Option<RetentionRun>,
+    /// The WAL file since boot: its size, its peak and the writer's restarts.
+    #[serde(default)]
+    pub wal: Option<WalStats>,
+}
+
+/// The WAL file as `/api/perf` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WalStats {
+    /// Its size at the last look, in bytes.
+    pub bytes: u64,
+    /// The largest size seen since boot.
+    pub peak_bytes: u64,
+    /// WAL restarts the writer ran between background units.
+    pub restarts: u64,
+    /// Of those, the ones a reader on old frames kept from restarting it.
+    pub restarts_busy: u64,
+    pub restart_hold_p99_ms: Option<f64>,
+    pub restart_hold_max_ms: Option<f64>,
 }
 
 /// Rows a retention run deleted (or, in a preview, would), per table.

@@ -82,6 +82,8 @@ pub struct Inner {
     pub(crate) migration_list: rendered::RenderCache,
     /// Live-ingest sources (MQTT brokers); empty when none is configured.
     pub ingest_liveness: crate::mqtt::Liveness,
+    /// The database's health readings (the WAL's size and restarts).
+    pub db_health: crate::health::DbHealth,
     /// Becomes `true` when the server starts shutting down. Long-lived
     /// responses (the `/api/events` stream) end on it, so an open dashboard
     /// does not keep graceful shutdown waiting forever.

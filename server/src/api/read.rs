@@ -72,6 +72,7 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
             .load(std::sync::atomic::Ordering::Relaxed),
         chunk_hold_ms: state.status.live().chunk_holds(),
         retention: state.status.live().retention(),
+        wal: Some(state.db_health.wal()),
     });
     match error {
         Some(e) => {

@@ -78,6 +78,9 @@ pub(crate) struct StrategyResult {
     /// `retention`'s wall time over `retention-delete`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) wall_ratio_to_delete: Option<f64>,
+    /// The online index build's wall time over one `CREATE INDEX`'s.
+    #[serde(default)]
+    pub(crate) wall_ratio_to_create: Option<f64>,
     pub(crate) rows_updated: i64,
     pub(crate) correct: bool,
     pub(crate) orphans_touched: i64,
@@ -163,6 +166,19 @@ enum Kind {
     Meshscope,
     RetentionDelete,
     Retention,
+    IndexCreate,
+    IndexBuild,
+}
+
+/// The index the index-build strategies build, the largest of `INDEXES`
+/// (24.9 s as one `CREATE INDEX` at scale 10 here).
+const BENCH_INDEX: &str = "idx_observations_observer_idx_timestamp";
+
+fn bench_index() -> &'static meshscope::db::schema::IndexSpec {
+    meshscope::db::schema::INDEXES
+        .iter()
+        .find(|s| s.name == BENCH_INDEX)
+        .unwrap_or_else(|| unreachable!("{BENCH_INDEX} is in INDEXES"))
 }
 
 impl Kind {
@@ -174,11 +190,17 @@ impl Kind {
             Kind::Meshscope => "meshscope",
             Kind::RetentionDelete => "retention-delete",
             Kind::Retention => "retention",
+            Kind::IndexCreate => "create-index",
+            Kind::IndexBuild => "index-build",
         }
     }
 
     fn is_retention(self) -> bool {
         matches!(self, Kind::RetentionDelete | Kind::Retention)
+    }
+
+    fn is_index(self) -> bool {
+        matches!(self, Kind::IndexCreate | Kind::IndexBuild)
     }
 }
 
@@ -460,6 +482,9 @@ fn run_strategy(
     client_rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<StrategyResult> {
     let db = copy_fresh(src, work, kind.name())?;
+    if kind.is_index() {
+        rusqlite::Connection::open(&db)?.execute_batch(&format!("DROP INDEX {BENCH_INDEX}"))?;
+    }
     let max_id = count(&db, "SELECT COALESCE(MAX(id), 0) FROM transmissions")?;
     let filled_before = count(
         &db,
@@ -469,6 +494,9 @@ fn run_strategy(
         Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
         // Registered and done: retention needs the counts ready.
         Kind::Retention | Kind::RetentionDelete => meshscope::migrate::registry(),
+        Kind::IndexBuild => vec![Arc::new(meshscope::migrate::index_build::IndexBuild::new(
+            bench_index(),
+        ))],
         _ => vec![],
     };
     let plan = if kind.is_retention() {
@@ -547,10 +575,21 @@ fn run_strategy(
                 }
             }
         }
-        Kind::Meshscope => {
+        Kind::IndexCreate => {
+            server.rt.block_on(writer.exec(|c| {
+                c.execute_batch(bench_index().create_sql)?;
+                Ok(())
+            }))?;
+        }
+        Kind::Meshscope | Kind::IndexBuild => {
+            let job = if kind == Kind::IndexBuild {
+                bench_index().job
+            } else {
+                last_seen::NAME
+            };
             server.rt.block_on(server.parts.start_migrations())?;
             loop {
-                let rec = server.parts.live.snapshot().get(last_seen::NAME).cloned();
+                let rec = server.parts.live.snapshot().get(job).cloned();
                 if let Some(e) = rec.as_ref().and_then(|r| r.estimated_ms) {
                     estimated_sec.get_or_insert(e as f64 / 1000.0);
                 }
@@ -568,7 +607,7 @@ fn run_strategy(
     let window_end = Instant::now();
     let budget_ms = engine_defaults().budget.as_secs_f64() * 1000.0;
     let chunk_hold_ms = match kind {
-        Kind::Meshscope | Kind::Retention => {
+        Kind::Meshscope | Kind::Retention | Kind::IndexBuild => {
             server.parts.live.chunk_holds().map(|h| ChunkHoldSummary {
                 n: h.n,
                 p50_ms: h.p50_ms,
@@ -589,7 +628,7 @@ fn run_strategy(
                 budget_ms,
             })
         }
-        Kind::Idle | Kind::Naive | Kind::RetentionDelete => None,
+        Kind::Idle | Kind::Naive | Kind::RetentionDelete | Kind::IndexCreate => None,
     };
     std::thread::sleep(TAIL);
     stop.store(true, Ordering::Relaxed);
@@ -632,39 +671,49 @@ fn run_strategy(
         &db,
         &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
     )?;
-    let (wrong, orphans_touched, rows) = match &plan {
-        Some(p) => {
-            let obs_left = count(
-                &db,
-                &format!(
-                    "SELECT COUNT(*) FROM observations WHERE id <= {}",
-                    p.max_obs
-                ),
-            )?;
-            let tx_left = count(
-                &db,
-                &format!(
-                    "SELECT COUNT(*) FROM transmissions WHERE id <= {}",
-                    p.max_tx
-                ),
-            )?;
-            let mut wrong = i64::from(obs_left != p.obs_kept) + i64::from(tx_left != p.tx_kept);
-            if kind == Kind::Retention {
-                wrong += count(&db, WRONG_COUNTS)?;
+    let (wrong, orphans_touched, rows) = if kind.is_index() {
+        let rows = count(&db, "SELECT COUNT(*) FROM observations")?;
+        let indexed = count(
+            &db,
+            &format!("SELECT COUNT(*) FROM observations INDEXED BY {BENCH_INDEX} WHERE observer_idx IS NOT NULL OR observer_idx IS NULL"),
+        )
+        .unwrap_or(-1);
+        (i64::from(indexed != rows), 0, rows)
+    } else {
+        match &plan {
+            Some(p) => {
+                let obs_left = count(
+                    &db,
+                    &format!(
+                        "SELECT COUNT(*) FROM observations WHERE id <= {}",
+                        p.max_obs
+                    ),
+                )?;
+                let tx_left = count(
+                    &db,
+                    &format!(
+                        "SELECT COUNT(*) FROM transmissions WHERE id <= {}",
+                        p.max_tx
+                    ),
+                )?;
+                let mut wrong = i64::from(obs_left != p.obs_kept) + i64::from(tx_left != p.tx_kept);
+                if kind == Kind::Retention {
+                    wrong += count(&db, WRONG_COUNTS)?;
+                }
+                (wrong, 0, p.obs_before - obs_left)
             }
-            (wrong, 0, p.obs_before - obs_left)
-        }
-        None => {
-            let wrong = if kind == Kind::Idle {
-                0
-            } else {
-                count(&db, WRONG_LAST_SEEN)?
-            };
-            (
-                wrong,
-                count(&db, ORPHANS_TOUCHED)?,
-                filled_after - filled_before,
-            )
+            None => {
+                let wrong = if kind == Kind::Idle {
+                    0
+                } else {
+                    count(&db, WRONG_LAST_SEEN)?
+                };
+                (
+                    wrong,
+                    count(&db, ORPHANS_TOUCHED)?,
+                    filled_after - filled_before,
+                )
+            }
         }
     };
     super::reads::remove_db(&db);
@@ -673,6 +722,7 @@ fn run_strategy(
         backfill_wall_sec: (kind != Kind::Idle).then_some(wall.as_secs_f64()),
         wall_ratio_to_naive: None,
         wall_ratio_to_delete: None,
+        wall_ratio_to_create: None,
         rows_updated: rows,
         correct: wrong == 0 && orphans_touched == 0,
         orphans_touched,
@@ -1005,6 +1055,29 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             &client_rt,
         )?);
     }
+    for kind in [Kind::IndexCreate, Kind::IndexBuild] {
+        eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
+        results.push(run_strategy(
+            opts.durability,
+            kind,
+            &migrated,
+            &work,
+            Duration::ZERO,
+            &client_rt,
+        )?);
+    }
+    let create_wall = results
+        .iter()
+        .find(|r| r.name == Kind::IndexCreate.name())
+        .and_then(|r| r.backfill_wall_sec);
+    if let (Some(c), Some(r)) = (
+        create_wall.filter(|c| *c > 0.0),
+        results
+            .iter_mut()
+            .find(|r| r.name == Kind::IndexBuild.name()),
+    ) {
+        r.wall_ratio_to_create = r.backfill_wall_sec.map(|w| round2(w / c));
+    }
     let slowest = results
         .iter()
         .filter_map(|r| r.backfill_wall_sec)
@@ -1040,8 +1113,9 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         .collect();
     for r in &mut results {
         let retention = r.name.starts_with("retention");
+        let index = r.name.contains("index");
         r.wall_ratio_to_naive = match (r.backfill_wall_sec, naive_wall) {
-            (Some(w), Some(n)) if n > 0.0 && !retention => Some(round2(w / n)),
+            (Some(w), Some(n)) if n > 0.0 && !retention && !index => Some(round2(w / n)),
             _ => None,
         };
         r.wall_ratio_to_delete = match (r.backfill_wall_sec, delete_wall) {
@@ -1232,7 +1306,7 @@ pub(crate) fn render(report: &Report) -> String {
             "{:<12} {:>9} {:>7} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>8}\n",
             s.name,
             s.backfill_wall_sec.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
-            s.wall_ratio_to_naive.or(s.wall_ratio_to_delete).map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
+            s.wall_ratio_to_naive.or(s.wall_ratio_to_delete).or(s.wall_ratio_to_create).map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into()),
             s.rows_updated,
             s.ingest.p50_ms,
             s.ingest.p99_ms,
@@ -1246,8 +1320,8 @@ pub(crate) fn render(report: &Report) -> String {
         ));
     }
     out.push_str(
-        "(x base: wall time over naive for the backfills, over retention-delete for retention; \
-         rows: updated, or sightings deleted)\n",
+        "(x base: wall time over naive for the backfills, over retention-delete for retention, \
+         over create-index for index-build; rows: updated, sightings deleted, or indexed)\n",
     );
     for s in &report.strategies {
         if let Some(h) = &s.chunk_hold_ms {

@@ -52,9 +52,11 @@ pub(crate) fn migrations_table(db: &Path) -> anyhow::Result<String> {
             (meshscope::status::info_logged(r, now, owner), "")
         })
         .collect();
-    // Migrations this build knows but the file has not registered yet.
+    // Migrations this build knows but the file has not registered yet (an
+    // index build only while its index is missing).
     for m in migrate::registry() {
-        if !records.iter().any(|r| r.name == m.name()) {
+        let needed = m.needed(&conn).ok() != Some(migrate::Need::No);
+        if needed && !records.iter().any(|r| r.name == m.name()) {
             let rec = MigrationRecord::new(m.name(), MigrationStatus::Pending);
             rows.push((
                 MigrationInfo::from_record(&rec, now, Owner::Meshscope),

@@ -192,6 +192,13 @@ pub(crate) fn open_writer_with(path: &Path, durability: Durability) -> Result<Co
     Ok(conn)
 }
 
+/// How soon the checkpointer starts a checkpoint the writer asks for.
+const CHECKPOINT_SLICE: Duration = Duration::from_millis(2);
+/// How long a background job waits for the checkpointer before the writer
+/// restarts the WAL anyway (copying what is left itself).
+const WAL_RESTART_PATIENCE: Duration = Duration::from_millis(500);
+/// How often the scheduler looks again while it waits.
+pub(crate) const WAL_WAIT: Duration = Duration::from_millis(3);
 /// How often the checkpointer looks at the WAL.
 pub(crate) const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
 /// It checkpoints once the WAL holds this much, or when the last checkpoint
@@ -203,6 +210,93 @@ pub(crate) const CHECKPOINT_MAX_AGE: Duration = Duration::from_secs(2);
 const CHECKPOINT_BUSY_BYTES: u64 = 4 * 1024 * 1024;
 /// ...the checkpointer looks again this soon.
 const CHECKPOINT_BUSY_POLL: Duration = Duration::from_millis(50);
+
+/// Keeps the WAL file under `limit` bytes while background jobs write; the
+/// scheduler asks before every unit, and holds the job (never ingest) while
+/// it answers `true`.
+///
+/// The checkpointer copies frames back as fast as they come, but SQLite
+/// only starts the WAL over when a write begins with every frame copied and
+/// no reader on an old snapshot, and one chunk after another never leaves
+/// that moment: unbounded, a legacy file of 20,000 packets grew a 609 MB
+/// WAL through its backfills and a retention run (`tests/api/wal.rs`). So
+/// once the file holds more than half of `limit`, the job holds back while
+/// the checkpointer, asked at once, copies the frames left; then the writer
+/// runs a RESTART checkpoint, which has almost nothing left to copy, waits
+/// at most `wait` (one budget) for readers still on old frames, and starts
+/// the WAL over (the next commit cuts the file to a quarter of `limit`). A reader that stays longer makes it try again before
+/// the next unit. If the checkpointer does not answer within
+/// [`WAL_RESTART_PATIENCE`], the writer copies the rest itself. Its hold is
+/// measured (`DbHealth::wal`). `asked` is the scheduler's memory of the
+/// request in flight.
+pub(crate) fn bound_wal(
+    conn: &Connection,
+    health: &crate::health::DbHealth,
+    limit: u64,
+    wait: Duration,
+    asked: &mut Option<(u64, std::time::Instant)>,
+) -> bool {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let wal = format!("{path}-wal");
+    let bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    health.record_wal_size(bytes);
+    if limit == 0 || bytes <= limit / 2 {
+        *asked = None;
+        return false;
+    }
+    match *asked {
+        None => {
+            *asked = Some((health.checkpoints(), std::time::Instant::now()));
+            health.request_checkpoint();
+            return true;
+        }
+        Some((seq, since)) => {
+            // A checkpoint since the request copied all but what ingest
+            // committed meanwhile.
+            let copied = health.checkpoints() > seq;
+            if !copied && since.elapsed() < WAL_RESTART_PATIENCE {
+                return true;
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    // RESTART rather than TRUNCATE (which syncs: 21 ms at p99 here against
+    // 9); the next commit after it cuts the file to `journal_size_limit`.
+    let _ = conn.pragma_update(None, "journal_size_limit", (limit / 4) as i64);
+    let _ = conn.busy_timeout(wait);
+    let r = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    let took = started.elapsed();
+    let busy = match r {
+        Ok(b) => b != 0,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => true,
+        Err(e) => {
+            crate::ratelimit::warn_limited(
+                "wal-restart",
+                &format!("WAL restart failed (the WAL grows until one succeeds): {e}"),
+            );
+            true
+        }
+    };
+    health.record_wal_restart(took, busy);
+    let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    health.record_wal_size(after);
+    tracing::debug!(
+        before = bytes,
+        after,
+        busy,
+        took_ms = took.as_secs_f64() * 1000.0,
+        "WAL restart"
+    );
+    // Busy: asked again at once, so the next look may restart it.
+    *asked = busy.then(|| {
+        health.request_checkpoint();
+        (health.checkpoints(), std::time::Instant::now())
+    });
+    false
+}
 
 /// Moves WAL checkpoints off the writer thread.
 ///
@@ -236,9 +330,17 @@ fn checkpoint_once(
     } else {
         CHECKPOINT_POLL
     };
-    std::thread::sleep(poll);
+    // Slept in slices, so a checkpoint the writer asks for starts at once.
+    let until = std::time::Instant::now() + poll;
+    let mut asked = false;
+    while !asked && std::time::Instant::now() < until {
+        std::thread::sleep(CHECKPOINT_SLICE.min(until - std::time::Instant::now()));
+        asked = health.take_checkpoint_request();
+    }
     let wal_bytes = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
-    if wal_bytes < CHECKPOINT_WAL_BYTES
+    health.record_wal_size(wal_bytes);
+    if !asked
+        && wal_bytes < CHECKPOINT_WAL_BYTES
         && health.wal_backlog_bytes() < CHECKPOINT_BUSY_BYTES
         && last.elapsed() < CHECKPOINT_MAX_AGE
     {

@@ -17,6 +17,9 @@ pub struct EngineConfig {
     pub max_attempts: i64,
     pub min_batch: i64,
     pub max_batch: i64,
+    /// The WAL file is kept under this many bytes while jobs run (0: not
+    /// bounded); see `db::bound_wal`.
+    pub wal_limit_bytes: u64,
     /// When a running migration holds back for the database's health.
     pub health: HealthConfig,
 }
@@ -31,6 +34,7 @@ impl Default for EngineConfig {
             max_attempts: default_of("migration_max_attempts"),
             min_batch: default_of("migration_min_batch"),
             max_batch: default_of("migration_max_batch"),
+            wal_limit_bytes: default_of::<u64>("wal_limit_mb") * 1024 * 1024,
             health: HealthConfig::default(),
         }
     }

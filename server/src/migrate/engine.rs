@@ -39,6 +39,8 @@ pub struct Engine {
     enabled: bool,
     health: Option<DbHealth>,
     contention: Option<Contention>,
+    /// A WAL restart the scheduler waits for (see `db::bound_wal`).
+    wal_asked: Option<(u64, Instant)>,
 }
 
 /// Lends the engine's parts to a job (a macro, so the jobs list stays
@@ -94,6 +96,7 @@ impl Engine {
             enabled: false,
             health: None,
             contention: None,
+            wal_asked: None,
         };
         match crate::db::marks::changed(conn) {
             Ok(Some(what)) => engine.foreign_writes(conn, &what),
@@ -226,8 +229,22 @@ impl Engine {
     /// no work left).
     pub fn run_due(&mut self, conn: &mut Connection) -> Option<Instant> {
         if self.next_due().is_some_and(|due| due <= Instant::now()) {
-            self.run_unit(conn);
-            self.publish();
+            let hold = self.health.as_ref().is_some_and(|h| {
+                crate::db::bound_wal(
+                    conn,
+                    h,
+                    self.cfg.wal_limit_bytes,
+                    self.cfg.budget,
+                    &mut self.wal_asked,
+                )
+            });
+            if hold {
+                // The job waits for the WAL restart; ingest goes on.
+                self.not_before = Some(Instant::now() + crate::db::WAL_WAIT);
+            } else {
+                self.run_unit(conn);
+                self.publish();
+            }
         }
         self.next_due()
     }

@@ -224,6 +224,8 @@ fn shadow_index_sql(spec: &IndexSpec, shadow: &str) -> String {
 }
 
 impl Migration for IndexBuild {
+    // The migration is named after its job, not its index.
+    #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &'static str {
         self.spec.job
     }
@@ -288,12 +290,13 @@ impl Migration for IndexBuild {
             .chain(self.spec.uses.iter().map(|c| format!("\"{c}\"")))
             .collect::<Vec<_>>()
             .join(", ");
-        let copied = conn.prepare_cached(&format!(
-            "INSERT INTO {shadow} ({cols})
+        let copied = conn
+            .prepare_cached(&format!(
+                "INSERT INTO {shadow} ({cols})
              SELECT {src} FROM {t} s WHERE s.rowid > ?1 AND s.rowid <= ?2
                AND NOT EXISTS (SELECT 1 FROM {shadow} WHERE id = s.rowid)"
-        ))?
-        .execute(params![after, upto]);
+            ))?
+            .execute(params![after, upto]);
         if let Err(e) = &copied {
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
                 return Err(MigrationError::Refused(format!(
@@ -454,9 +457,11 @@ impl Job for Cleanup {
                 Ok(list) => {
                     if let Some(t) = list.into_iter().next() {
                         let rows: i64 = conn
-                            .query_row(&format!("SELECT COALESCE(MAX(id), 0) FROM \"{t}\""), [], |r| {
-                                r.get(0)
-                            })
+                            .query_row(
+                                &format!("SELECT COALESCE(MAX(id), 0) FROM \"{t}\""),
+                                [],
+                                |r| r.get(0),
+                            )
                             .unwrap_or(0);
                         tracing::info!(table = %t, max_id = rows, "cleaning up a shadow table");
                         self.rec.rows_total = rows;
@@ -507,7 +512,10 @@ impl Job for Cleanup {
             }
             Outcome::Stopped { .. } => {}
             Outcome::Transient(reason) => {
-                crate::ratelimit::warn_limited(CLEANUP, &format!("shadow clean-up waits: {reason}"));
+                crate::ratelimit::warn_limited(
+                    CLEANUP,
+                    &format!("shadow clean-up waits: {reason}"),
+                );
                 *cx.not_before = Some(Instant::now() + CLEANUP_LOOK);
             }
             Outcome::Failed(msg) => {

@@ -58,7 +58,9 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
             "fixed-sleep",
             "meshscope",
             "retention-delete",
-            "retention"
+            "retention",
+            "create-index",
+            "index-build"
         ]
     );
     let observations = v["observations"].as_i64().unwrap();
@@ -92,6 +94,18 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
             );
             if name == "retention" {
                 assert!(s["wallRatioToDelete"].as_f64().unwrap() > 0.0, "{name}");
+            }
+        } else if name.contains("index") {
+            // Every sighting, the ones ingested meanwhile too, is in the
+            // index (its check is `correct`).
+            let rows = s["rowsUpdated"].as_i64().unwrap();
+            assert!(
+                rows >= observations * 99 / 100,
+                "{name}: {rows} of {observations}"
+            );
+            if name == "index-build" {
+                assert!(s["wallRatioToCreate"].as_f64().unwrap() > 0.0, "{name}");
+                assert!(s["chunkHoldMs"]["n"].as_u64().unwrap() > 0, "{name}");
             }
         } else if name == "idle" {
             assert!(s["backfillWallSec"].is_null());

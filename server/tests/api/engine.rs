@@ -62,6 +62,7 @@ pub fn engine_cfg(min: i64, max: i64, duty: f64) -> EngineConfig {
         max_attempts: 3,
         min_batch: min,
         max_batch: max,
+        wal_limit_bytes: 0,
         health: Default::default(),
     }
 }

@@ -90,7 +90,11 @@ fn integrity(c: &Connection) -> String {
 
 /// Posts new packets and repeated sightings of them until `stop`; counts
 /// the acknowledged ones.
-fn ingest(base: String, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+fn ingest(
+    base: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         let mut n = 0u64;
@@ -192,7 +196,10 @@ async fn online_builds_equal_create_index_while_ingest_flows_and_never_show_half
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let (looks, seen_building) = reader.join().unwrap();
-    assert!(seen_building && looks > 10, "looks {looks}, saw a build {seen_building}");
+    assert!(
+        seen_building && looks > 10,
+        "looks {looks}, saw a build {seen_building}"
+    );
     assert!(acked.load(Ordering::Relaxed) > 20);
 
     let c = app.sql();
@@ -223,10 +230,16 @@ async fn online_builds_equal_create_index_while_ingest_flows_and_never_show_half
         assert_eq!(sql(&c), sql(&plain), "{name}");
     }
     let online = entries(&c, OBS_TS, "observer_idx, timestamp");
-    assert_eq!(online.len() as i64, app.count("SELECT COUNT(*) FROM observations"));
+    assert_eq!(
+        online.len() as i64,
+        app.count("SELECT COUNT(*) FROM observations")
+    );
     assert_eq!(online, entries(&plain, OBS_TS, "observer_idx, timestamp"));
     let dedup_cols = "transmission_id, observer_idx, COALESCE(path_json, '')";
-    assert_eq!(entries(&c, DEDUP, dedup_cols), entries(&plain, DEDUP, dedup_cols));
+    assert_eq!(
+        entries(&c, DEDUP, dedup_cols),
+        entries(&plain, DEDUP, dedup_cols)
+    );
     // The unique index refuses a repeated sighting.
     let dup = c.execute(
         "INSERT INTO observations (transmission_id, observer_idx, path_json, timestamp)
@@ -234,7 +247,8 @@ async fn online_builds_equal_create_index_while_ingest_flows_and_never_show_half
         [],
     );
     assert!(
-        dup.as_ref().is_err_and(|e| e.to_string().contains("UNIQUE")),
+        dup.as_ref()
+            .is_err_and(|e| e.to_string().contains("UNIQUE")),
         "{dup:?}"
     );
 
@@ -287,13 +301,22 @@ async fn sigkill_at_random_points_three_times_then_the_index_is_whole() {
         stop.store(true, Ordering::Relaxed);
         writer.await.unwrap();
         let (status, processed) = status_of(&db, job);
-        assert_ne!(status, "done", "the build ended before the third kill; slow it down");
+        assert_ne!(
+            status, "done",
+            "the build ended before the third kill; slow it down"
+        );
         assert_ne!(status, "failed");
-        assert!(processed >= last, "progress went back: {last} → {processed}");
+        assert!(
+            processed >= last,
+            "progress went back: {last} → {processed}"
+        );
         last = processed;
         kills += 1;
         let c = Connection::open(&db).unwrap();
-        assert!(!has_index(&c, OBS_TS), "half-built index visible after a kill");
+        assert!(
+            !has_index(&c, OBS_TS),
+            "half-built index visible after a kill"
+        );
     }
     assert!(last > 0, "no chunk committed between the kills");
     // Now run to the end, with ingest.
@@ -327,7 +350,10 @@ async fn sigkill_at_random_points_three_times_then_the_index_is_whole() {
     let n: i64 = c
         .query_row("SELECT COUNT(*) FROM observations", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(entries(&c, OBS_TS, "observer_idx, timestamp").len() as i64, n);
+    assert_eq!(
+        entries(&c, OBS_TS, "observer_idx, timestamp").len() as i64,
+        n
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,7 +399,10 @@ async fn cancel_stops_mirroring_at_once_and_leaves_no_shadow() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(triggers, 0, "the build still mirrors writes after its cancel");
+    assert_eq!(
+        triggers, 0,
+        "the build still mirrors writes after its cancel"
+    );
     let r = app
         .client
         .post(app.url("/api/ingest"))
@@ -385,7 +414,10 @@ async fn cancel_stops_mirroring_at_once_and_leaves_no_shadow() {
     assert_eq!(r.status().as_u16(), 200, "a write after the cancel");
     let deadline = Instant::now() + Duration::from_secs(120);
     while shadows(&c) > 0 {
-        assert!(Instant::now() < deadline, "shadow left behind after a cancel");
+        assert!(
+            Instant::now() < deadline,
+            "shadow left behind after a cancel"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!has_index(&c, OBS_TS));
