@@ -95,6 +95,11 @@ pub(crate) struct StrategyResult {
     /// The engine's pre-flight estimate of the run, and actual / estimate.
     pub(crate) estimated_sec: Option<f64>,
     pub(crate) actual_to_estimate: Option<f64>,
+    /// The estimate as refined by the run's first chunks (the last shown).
+    #[serde(default)]
+    pub(crate) refined_estimate_sec: Option<f64>,
+    #[serde(default)]
+    pub(crate) actual_to_refined: Option<f64>,
     /// (seconds since the window opened, latency ms) of every ingest request.
     #[serde(skip)]
     pub(crate) ingest_timeline: Vec<(f64, f64)>,
@@ -164,6 +169,8 @@ enum Kind {
     Naive,
     FixedSleep,
     Meshscope,
+    /// The same backfill at duty 0.1 (its estimate against its wall time).
+    MeshscopeGentle,
     RetentionDelete,
     Retention,
     IndexCreate,
@@ -188,6 +195,7 @@ impl Kind {
             Kind::Naive => "naive",
             Kind::FixedSleep => "fixed-sleep",
             Kind::Meshscope => "meshscope",
+            Kind::MeshscopeGentle => "meshscope-duty-0.1",
             Kind::RetentionDelete => "retention-delete",
             Kind::Retention => "retention",
             Kind::IndexCreate => "create-index",
@@ -491,7 +499,7 @@ fn run_strategy(
         &format!("SELECT COUNT(*) FROM transmissions WHERE last_seen > 0 AND id <= {max_id}"),
     )?;
     let migrations: Vec<Arc<dyn meshscope::migrate::Migration>> = match kind {
-        Kind::Meshscope => vec![Arc::new(last_seen::TxLastSeenBackfill)],
+        Kind::Meshscope | Kind::MeshscopeGentle => vec![Arc::new(last_seen::TxLastSeenBackfill)],
         // Registered and done: retention needs the counts ready.
         Kind::Retention | Kind::RetentionDelete => meshscope::migrate::registry(),
         Kind::IndexBuild => vec![Arc::new(meshscope::migrate::index_build::IndexBuild::new(
@@ -504,7 +512,15 @@ fn run_strategy(
     } else {
         None
     };
-    let server = start_server(&db, durability, engine_defaults(), migrations)?;
+    let engine = if kind == Kind::MeshscopeGentle {
+        EngineConfig {
+            duty: 0.1,
+            ..engine_defaults()
+        }
+    } else {
+        engine_defaults()
+    };
+    let server = start_server(&db, durability, engine, migrations)?;
     let stop_wal = Arc::new(AtomicBool::new(false));
     let wal = wal_sampler(&db, stop_wal.clone());
     let stop = Arc::new(AtomicBool::new(false));
@@ -515,6 +531,7 @@ fn run_strategy(
     let writer = server.parts.writer.clone();
     let mut fixed_holds: Vec<Duration> = Vec::new();
     let mut estimated_sec = None;
+    let mut refined_sec = None;
     let window_start = Instant::now();
     match kind {
         Kind::Idle => std::thread::sleep(idle_for),
@@ -581,7 +598,7 @@ fn run_strategy(
                 Ok(())
             }))?;
         }
-        Kind::Meshscope | Kind::IndexBuild => {
+        Kind::Meshscope | Kind::MeshscopeGentle | Kind::IndexBuild => {
             let job = if kind == Kind::IndexBuild {
                 bench_index().job
             } else {
@@ -592,6 +609,7 @@ fn run_strategy(
                 let rec = server.parts.live.snapshot().get(job).cloned();
                 if let Some(e) = rec.as_ref().and_then(|r| r.estimated_ms) {
                     estimated_sec.get_or_insert(e as f64 / 1000.0);
+                    refined_sec = Some(e as f64 / 1000.0);
                 }
                 match rec.as_ref().map(|r| r.status.as_str()) {
                     Some("done") => break,
@@ -607,7 +625,7 @@ fn run_strategy(
     let window_end = Instant::now();
     let budget_ms = engine_defaults().budget.as_secs_f64() * 1000.0;
     let chunk_hold_ms = match kind {
-        Kind::Meshscope | Kind::Retention | Kind::IndexBuild => {
+        Kind::Meshscope | Kind::MeshscopeGentle | Kind::Retention | Kind::IndexBuild => {
             server.parts.live.chunk_holds().map(|h| ChunkHoldSummary {
                 n: h.n,
                 p50_ms: h.p50_ms,
@@ -735,6 +753,10 @@ fn run_strategy(
         chunk_hold_ms,
         estimated_sec,
         actual_to_estimate: estimated_sec
+            .filter(|e| *e > 0.0)
+            .map(|e| round2(wall.as_secs_f64() / e)),
+        refined_estimate_sec: refined_sec,
+        actual_to_refined: refined_sec
             .filter(|e| *e > 0.0)
             .map(|e| round2(wall.as_secs_f64() / e)),
         ingest_timeline: timeline,
@@ -1032,7 +1054,12 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         .enable_all()
         .build()?;
     let mut results = Vec::new();
-    for kind in [Kind::Naive, Kind::FixedSleep, Kind::Meshscope] {
+    for kind in [
+        Kind::Naive,
+        Kind::FixedSleep,
+        Kind::Meshscope,
+        Kind::MeshscopeGentle,
+    ] {
         eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
         results.push(run_strategy(
             opts.durability,
@@ -1332,11 +1359,13 @@ pub(crate) fn render(report: &Report) -> String {
         }
         if let (Some(e), Some(r)) = (s.estimated_sec, s.actual_to_estimate) {
             out.push_str(&format!(
-                "  {} pre-flight estimate {:.1} s, actual {:.2} s ({:.2}x the estimate)\n",
+                "  {} pre-flight estimate {:.1} s, actual {:.2} s ({:.2}x the estimate); refined {:.1} s ({:.2}x)\n",
                 s.name,
                 e,
                 s.backfill_wall_sec.unwrap_or(0.0),
-                r
+                r,
+                s.refined_estimate_sec.unwrap_or(0.0),
+                s.actual_to_refined.unwrap_or(0.0)
             ));
         }
     }

@@ -199,6 +199,8 @@ const CHECKPOINT_SLICE: Duration = Duration::from_millis(2);
 const WAL_RESTART_PATIENCE: Duration = Duration::from_millis(500);
 /// How often the scheduler looks again while it waits.
 pub(crate) const WAL_WAIT: Duration = Duration::from_millis(3);
+/// After a restart readers kept from happening, the next try waits this long.
+const WAL_RETRY: Duration = Duration::from_millis(100);
 /// How often the checkpointer looks at the WAL.
 pub(crate) const CHECKPOINT_POLL: Duration = Duration::from_millis(250);
 /// It checkpoints once the WAL holds this much, or when the last checkpoint
@@ -227,14 +229,14 @@ const CHECKPOINT_BUSY_POLL: Duration = Duration::from_millis(50);
 /// the WAL over (the next commit cuts the file to a quarter of `limit`). A reader that stays longer makes it try again before
 /// the next unit. If the checkpointer does not answer within
 /// [`WAL_RESTART_PATIENCE`], the writer copies the rest itself. Its hold is
-/// measured (`DbHealth::wal`). `asked` is the scheduler's memory of the
+/// measured (`DbHealth::wal`). `state` is the scheduler's memory of the
 /// request in flight.
 pub(crate) fn bound_wal(
     conn: &Connection,
     health: &crate::health::DbHealth,
     limit: u64,
     wait: Duration,
-    asked: &mut Option<(u64, std::time::Instant)>,
+    state: &mut WalRestart,
 ) -> bool {
     let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
         return false;
@@ -243,9 +245,16 @@ pub(crate) fn bound_wal(
     let bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     health.record_wal_size(bytes);
     if limit == 0 || bytes <= limit / 2 {
-        *asked = None;
+        state.asked = None;
         return false;
     }
+    if state
+        .quiet_until
+        .is_some_and(|t| t > std::time::Instant::now())
+    {
+        return false;
+    }
+    let asked = &mut state.asked;
     match *asked {
         None => {
             *asked = Some((health.checkpoints(), std::time::Instant::now()));
@@ -290,12 +299,20 @@ pub(crate) fn bound_wal(
         took_ms = took.as_secs_f64() * 1000.0,
         "WAL restart"
     );
-    // Busy: asked again at once, so the next look may restart it.
-    *asked = busy.then(|| {
-        health.request_checkpoint();
-        (health.checkpoints(), std::time::Instant::now())
-    });
+    // Busy: the job goes on, and the next try waits a while (waiting for
+    // the checkpointer before every unit made retention 10x slower).
+    state.asked = None;
+    state.quiet_until = busy.then(|| std::time::Instant::now() + WAL_RETRY);
     false
+}
+
+/// The scheduler's memory of a WAL restart (see [`bound_wal`]): the
+/// checkpoint asked for and when, and how long to leave the WAL alone after
+/// a restart that readers kept from happening.
+#[derive(Debug, Default)]
+pub(crate) struct WalRestart {
+    asked: Option<(u64, std::time::Instant)>,
+    quiet_until: Option<std::time::Instant>,
 }
 
 /// Moves WAL checkpoints off the writer thread.

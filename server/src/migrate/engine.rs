@@ -40,7 +40,7 @@ pub struct Engine {
     health: Option<DbHealth>,
     contention: Option<Contention>,
     /// A WAL restart the scheduler waits for (see `db::bound_wal`).
-    wal_asked: Option<(u64, Instant)>,
+    wal: crate::db::WalRestart,
 }
 
 /// Lends the engine's parts to a job (a macro, so the jobs list stays
@@ -96,7 +96,7 @@ impl Engine {
             enabled: false,
             health: None,
             contention: None,
-            wal_asked: None,
+            wal: crate::db::WalRestart::default(),
         };
         match crate::db::marks::changed(conn) {
             Ok(Some(what)) => engine.foreign_writes(conn, &what),
@@ -235,7 +235,7 @@ impl Engine {
                     h,
                     self.cfg.wal_limit_bytes,
                     self.cfg.budget,
-                    &mut self.wal_asked,
+                    &mut self.wal,
                 )
             });
             if hold {

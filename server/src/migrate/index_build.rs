@@ -86,19 +86,30 @@ impl IndexBuild {
                 return Ok(Some(s.clone()));
             }
         }
-        let prefix = format!("{SHADOW_PREFIX}{}_", self.spec.name);
-        let found: Option<String> = conn
-            .query_row(
-                "SELECT substr(name, 1, length(name) - 4) FROM sqlite_schema
-                 WHERE type = 'trigger' AND substr(name, 1, length(?1)) = ?1
-                   AND name LIKE '%\\_ins' ESCAPE '\\'
-                 ORDER BY name DESC LIMIT 1",
-                [&prefix],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let found = self
+            .triggers(conn)?
+            .into_iter()
+            .filter_map(|t| t.strip_suffix("_ins").map(str::to_string))
+            .max();
         cached.clone_from(&found);
         Ok(found)
+    }
+
+    /// The triggers of this index's shadows, matched exactly (one index's
+    /// name may begin another's: `idx_observations_observer_idx` and
+    /// `idx_observations_observer_idx_timestamp`).
+    fn triggers(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let names: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'trigger' AND substr(name, 1, length(?1)) = ?1",
+            )?
+            .query_map([SHADOW_PREFIX], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names
+            .into_iter()
+            .filter(|n| shadow_index(n) == Some(self.spec.name))
+            .collect())
     }
 
     /// Creates a shadow with its index and triggers (see the module header).
@@ -176,14 +187,7 @@ impl IndexBuild {
     /// Drops the triggers of every shadow of this index (the tables are
     /// [`Cleanup`]'s).
     fn drop_triggers(&self, conn: &Connection) -> rusqlite::Result<()> {
-        let prefix = format!("{SHADOW_PREFIX}{}_", self.spec.name);
-        let names: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_schema
-                 WHERE type = 'trigger' AND substr(name, 1, length(?1)) = ?1",
-            )?
-            .query_map([&prefix], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let names = self.triggers(conn)?;
         for name in names {
             conn.execute_batch(&format!("DROP TRIGGER IF EXISTS \"{name}\""))?;
         }
@@ -191,6 +195,18 @@ impl IndexBuild {
         LOOK_AGAIN.store(true, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The index a shadow's table or trigger belongs to: the names are
+/// `_meshscope_ix_<index>_<digits>` (then `_ins`, `_upd`, `_del`, `_idx`).
+fn shadow_index(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(SHADOW_PREFIX)?;
+    let rest = ["_ins", "_upd", "_del", "_idx"]
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
+    let (index, generation) = rest.rsplit_once('_')?;
+    (!generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit())).then_some(index)
 }
 
 fn trigger_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -305,13 +321,9 @@ impl Migration for IndexBuild {
                 )));
             }
         }
-        copied?;
-        let visited: i64 = conn
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM {t} WHERE rowid > ?1 AND rowid <= ?2"
-            ))?
-            .query_row(params![after, upto], |r| r.get(0))?;
-        Ok(visited)
+        // The rows copied (a row a trigger mirrored first is not counted
+        // again; counting the range too cost a second pass over its pages).
+        Ok(copied? as i64)
     }
 
     /// The swap (see the module header), in the transaction that records
@@ -550,5 +562,25 @@ impl Job for Cleanup {
 
     fn announce(&self, cx: &Cx<'_>) {
         let _ = cx;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shadow_name_belongs_to_exactly_one_index() {
+        let t = "_meshscope_ix_idx_observations_observer_idx_timestamp_17650000000001_ins";
+        assert_eq!(
+            shadow_index(t),
+            Some("idx_observations_observer_idx_timestamp")
+        );
+        assert_eq!(
+            shadow_index("_meshscope_ix_idx_observations_observer_idx_17650000000001"),
+            Some("idx_observations_observer_idx")
+        );
+        assert_eq!(shadow_index("_meshscope_ix_idx_x_upd"), None);
+        assert_eq!(shadow_index("idx_observations_observer_idx_1_ins"), None);
     }
 }

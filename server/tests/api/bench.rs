@@ -57,6 +57,7 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
             "naive",
             "fixed-sleep",
             "meshscope",
+            "meshscope-duty-0.1",
             "retention-delete",
             "retention",
             "create-index",

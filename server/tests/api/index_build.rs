@@ -139,7 +139,11 @@ async fn wait_done(app: &TestApp, job: &str, within: Duration) -> Value {
 async fn online_builds_equal_create_index_while_ingest_flows_and_never_show_half_built() {
     let _heavy = HEAVY.lock().await;
     let app = spawn_with(Options {
-        prepare: Some(Box::new(|db| seed_without(db, &[OBS_TS, DEDUP]))),
+        // `idx_observations_observer_idx` begins `OBS_TS`'s name: each
+        // build must keep to its own shadow.
+        prepare: Some(Box::new(|db| {
+            seed_without(db, &["idx_observations_observer_idx", OBS_TS, DEDUP]);
+        })),
         ..Default::default()
     })
     .await;
@@ -188,6 +192,12 @@ async fn online_builds_equal_create_index_while_ingest_flows_and_never_show_half
         (looks, seen_building)
     });
 
+    wait_done(
+        &app,
+        spec("idx_observations_observer_idx").job,
+        Duration::from_secs(300),
+    )
+    .await;
     let m = wait_done(&app, spec(OBS_TS).job, Duration::from_secs(300)).await;
     assert!(m["rowsTotal"].as_i64().unwrap() > 200_000, "{m}");
     wait_done(&app, spec(DEDUP).job, Duration::from_secs(300)).await;
