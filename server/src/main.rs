@@ -81,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     scale,
                     smoke: args.smoke,
                     herd: args.herd,
+                    only: args.only.clone(),
                     out: args.out.clone(),
                     cache: args.cache.clone(),
                     durability: args.durability.unwrap_or_default(),

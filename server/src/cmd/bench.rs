@@ -49,6 +49,8 @@ pub(crate) struct BenchOptions {
     pub(crate) scale: u32,
     pub(crate) smoke: bool,
     pub(crate) herd: bool,
+    /// Strategies to run beside idle (empty: all).
+    pub(crate) only: Vec<String>,
     pub(crate) out: PathBuf,
     pub(crate) cache: PathBuf,
     /// What the strategies' servers run with.
@@ -439,8 +441,17 @@ async fn load(base: String, stop: Arc<AtomicBool>, seq: Arc<AtomicU64>) -> Sampl
     s
 }
 
+/// The engine's defaults; `MESHSCOPE_WAL_LIMIT_MB` (the setting's
+/// variable) changes the WAL bound, to measure what the bound costs.
 fn engine_defaults() -> EngineConfig {
-    EngineConfig::default()
+    let mut cfg = EngineConfig::default();
+    if let Some(mib) = std::env::var("MESHSCOPE_WAL_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        cfg.wal_limit_bytes = mib * 1024 * 1024;
+    }
+    cfg
 }
 
 struct Server {
@@ -1053,13 +1064,35 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         .thread_name("bench-load")
         .enable_all()
         .build()?;
+    let kinds = [
+        Kind::Naive,
+        Kind::FixedSleep,
+        Kind::Meshscope,
+        Kind::MeshscopeGentle,
+        Kind::RetentionDelete,
+        Kind::Retention,
+        Kind::IndexCreate,
+        Kind::IndexBuild,
+    ];
+    if let Some(n) = opts
+        .only
+        .iter()
+        .find(|n| !kinds.iter().any(|k| k.name() == n.as_str()))
+    {
+        let known: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        bail!("--only: no strategy {n:?}; known: {}", known.join(", "));
+    }
+    let wanted = |k: Kind| opts.only.is_empty() || opts.only.iter().any(|n| n == k.name());
     let mut results = Vec::new();
     for kind in [
         Kind::Naive,
         Kind::FixedSleep,
         Kind::Meshscope,
         Kind::MeshscopeGentle,
-    ] {
+    ]
+    .into_iter()
+    .filter(|k| wanted(*k))
+    {
         eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
         results.push(run_strategy(
             opts.durability,
@@ -1071,18 +1104,16 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
         )?);
     }
     let migrated = migrated_file(opts, &src)?;
-    for kind in [Kind::RetentionDelete, Kind::Retention] {
-        eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
-        results.push(run_strategy(
-            opts.durability,
-            kind,
-            &migrated,
-            &work,
-            Duration::ZERO,
-            &client_rt,
-        )?);
-    }
-    for kind in [Kind::IndexCreate, Kind::IndexBuild] {
+    // Retention and the index builds run on a migrated file.
+    for kind in [
+        Kind::RetentionDelete,
+        Kind::Retention,
+        Kind::IndexCreate,
+        Kind::IndexBuild,
+    ]
+    .into_iter()
+    .filter(|k| wanted(*k))
+    {
         eprintln!("bench: scale {} strategy {}", opts.scale, kind.name());
         results.push(run_strategy(
             opts.durability,

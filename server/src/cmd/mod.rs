@@ -55,6 +55,10 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub(crate) herd: bool,
     /// Where the JSON results and SVG plots go.
+    /// Run only these strategies (by name, e.g. `meshscope,index-build`)
+    /// beside the idle baseline; default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
     #[arg(long, default_value = "bench/results")]
     pub(crate) out: PathBuf,
     /// Where generated databases are cached between runs.
