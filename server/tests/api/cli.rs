@@ -299,3 +299,43 @@ fn migrate_and_prune_read_the_config_file() {
         );
     }
 }
+
+#[test]
+fn migrate_offline_indexes_builds_a_missing_index_with_create_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded(dir.path());
+    let name = "idx_observations_observer_idx_timestamp";
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("DROP INDEX {name}"))
+        .unwrap();
+    // Listed as a build the next start would run.
+    let t = text(&run(&["migrations"], &db));
+    assert!(t.contains(&format!("build_{name}")), "{t}");
+    let o = run(&["migrate", "--offline-indexes"], &db);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{name}: built offline in")),
+        "{}",
+        text(&o)
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let sql: String = c
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        sql.contains("observations(observer_idx, timestamp)"),
+        "{sql}"
+    );
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    // Nothing left for an online build to do, so none is listed.
+    let t = text(&run(&["migrations"], &db));
+    assert!(!t.contains(&format!("build_{name}")), "{t}");
+}
