@@ -76,12 +76,15 @@ impl Engine {
     ) -> Result<Engine, StoreError> {
         let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(migrations.len() + 1);
         for m in migrations {
-            if m.needed(conn).ok() == Some(super::Need::No)
-                && super::store::read_one(conn, m.name())?.is_none()
-            {
+            let need = m.needed(conn).unwrap_or_else(|e| {
+                tracing::warn!(migration = m.name(), error = %e,
+                    "cannot tell whether the file needs the migration; running it once");
+                super::Need::Once
+            });
+            if need == super::Need::No && super::store::read_one(conn, m.name())?.is_none() {
                 continue;
             }
-            let job = MigrationJob::boot(conn, m, &cfg)?;
+            let job = MigrationJob::boot(conn, m, need, &cfg)?;
             live.set(job.record());
             jobs.push(Box::new(job));
         }

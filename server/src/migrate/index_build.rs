@@ -40,7 +40,6 @@
 //! `CREATE INDEX` while nothing else runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -62,16 +61,11 @@ pub const CLEANUP: &str = "index_cleanup";
 /// The build of one expected index.
 pub struct IndexBuild {
     spec: &'static IndexSpec,
-    /// The shadow of the run in progress, once looked up.
-    shadow: Mutex<Option<String>>,
 }
 
 impl IndexBuild {
     pub fn new(spec: &'static IndexSpec) -> IndexBuild {
-        IndexBuild {
-            spec,
-            shadow: Mutex::new(None),
-        }
+        IndexBuild { spec }
     }
 
     fn present(&self, conn: &Connection) -> rusqlite::Result<bool> {
@@ -80,19 +74,11 @@ impl IndexBuild {
 
     /// The shadow whose triggers are in place (the run's), if any.
     fn current(&self, conn: &Connection) -> rusqlite::Result<Option<String>> {
-        let mut cached = self.shadow.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cached.as_ref() {
-            if trigger_exists(conn, &format!("{s}_ins"))? {
-                return Ok(Some(s.clone()));
-            }
-        }
-        let found = self
+        Ok(self
             .triggers(conn)?
             .into_iter()
             .filter_map(|t| t.strip_suffix("_ins").map(str::to_string))
-            .max();
-        cached.clone_from(&found);
-        Ok(found)
+            .max())
     }
 
     /// The triggers of this index's shadows, matched exactly (one index's
@@ -144,13 +130,10 @@ impl IndexBuild {
             };
             decls.push(format!("\"{col}\" {decl}"));
         }
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND substr(name, 1, length(?1)) = ?1",
-            [format!("{SHADOW_PREFIX}{}_", spec.name)],
-            |r| r.get(0),
-        )?;
-        let shadow = format!("{SHADOW_PREFIX}{}_{}", spec.name, now_ms() * 10 + n % 10);
-        let cols = column_list(spec);
+        // A shadow left by an earlier run may still be being cleaned up:
+        // each run's has its own start time in its name.
+        let shadow = format!("{SHADOW_PREFIX}{}_{}", spec.name, now_ms());
+        let cols = columns(spec, "id");
         let new_vals = spec
             .uses
             .iter()
@@ -180,7 +163,6 @@ impl IndexBuild {
             decls = decls.join(", "),
             index = shadow_index_sql(spec, &shadow),
         ))?;
-        *self.shadow.lock().unwrap_or_else(|p| p.into_inner()) = Some(shadow.clone());
         Ok(shadow)
     }
 
@@ -191,7 +173,6 @@ impl IndexBuild {
         for name in names {
             conn.execute_batch(&format!("DROP TRIGGER IF EXISTS \"{name}\""))?;
         }
-        *self.shadow.lock().unwrap_or_else(|p| p.into_inner()) = None;
         LOOK_AGAIN.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -209,17 +190,10 @@ fn shadow_index(name: &str) -> Option<&str> {
     (!generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit())).then_some(index)
 }
 
-fn trigger_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = ?1)",
-        [name],
-        |r| r.get(0),
-    )
-}
-
-/// `id, "c1", "c2"`: the shadow's columns.
-fn column_list(spec: &IndexSpec) -> String {
-    std::iter::once("id".to_string())
+/// `first, "c1", "c2"`: the rowid (`id` in the shadow, `rowid` in the
+/// table) and the columns the index reads.
+fn columns(spec: &IndexSpec, first: &str) -> String {
+    std::iter::once(first.to_string())
         .chain(spec.uses.iter().map(|c| format!("\"{c}\"")))
         .collect::<Vec<_>>()
         .join(", ")
@@ -301,11 +275,8 @@ impl Migration for IndexBuild {
             }
         };
         let t = self.spec.table;
-        let cols = column_list(self.spec);
-        let src = std::iter::once("rowid".to_string())
-            .chain(self.spec.uses.iter().map(|c| format!("\"{c}\"")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = columns(self.spec, "id");
+        let src = columns(self.spec, "rowid");
         let copied = conn
             .prepare_cached(&format!(
                 "INSERT INTO {shadow} ({cols})

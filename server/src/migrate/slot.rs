@@ -188,6 +188,7 @@ impl MigrationJob {
     pub(crate) fn boot(
         conn: &Connection,
         m: Arc<dyn Migration>,
+        need: super::Need,
         cfg: &EngineConfig,
     ) -> Result<MigrationJob, StoreError> {
         let now = Instant::now();
@@ -209,11 +210,6 @@ impl MigrationJob {
                 unsaved = Some(now + FLUSH_EVERY);
             }
         }
-        let need = m.needed(conn).unwrap_or_else(|e| {
-            tracing::warn!(migration = m.name(), error = %e,
-                "cannot tell whether the file needs the migration; running it once");
-            super::Need::Once
-        });
         if need == super::Need::Yes && row.rec.status == MigrationStatus::Done {
             // Done before, needed again (an index dropped since): a new run.
             tracing::info!(migration = m.name(), "needed again; starting a new run");
