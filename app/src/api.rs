@@ -90,8 +90,15 @@ fn get_body(path: String) -> Pin<Box<dyn Future<Output = Result<String, String>>
     })
 }
 
-/// GETs `path` and decodes the JSON answer; any failure becomes a message.
+/// GETs `path`, narrowed to the page's region where the endpoint takes
+/// one (`region::narrowed`), and decodes the JSON answer; any failure
+/// becomes a message.
 pub(crate) async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    get_json_as_is(&crate::region::narrowed(path)).await
+}
+
+/// [`get_json`] without the region.
+pub(crate) async fn get_json_as_is<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     let body = get_body(path.to_string()).await?;
     parse(&body).map_err(|e| format!("{path}: unexpected answer: {e}"))
 }

@@ -7,9 +7,10 @@ use crate::components::banner::WarmupBanner;
 use crate::components::link::NavLink;
 use crate::live;
 use crate::pages::{
-    home::Home, migrations::Migrations, node::Node, nodes::Nodes, not_found::NotFound,
-    observers::Observers, packet::Packet, packets::Packets,
+    home::Home, live::Live, map::Map, migrations::Migrations, node::Node, nodes::Nodes,
+    not_found::NotFound, observers::Observers, packet::Packet, packets::Packets,
 };
+use crate::region::RegionSelect;
 use crate::router::Router;
 
 #[component]
@@ -23,6 +24,8 @@ pub(crate) fn App() -> impl IntoView {
             "" => view! { <Home /> }.into_any(),
             "/packets" => view! { <Packets /> }.into_any(),
             "/nodes" => view! { <Nodes /> }.into_any(),
+            "/map" => view! { <Map /> }.into_any(),
+            "/live" => view! { <Live /> }.into_any(),
             "/migrations" => view! { <Migrations /> }.into_any(),
             "/observers" => view! { <Observers /> }.into_any(),
             _ => {
@@ -44,9 +47,14 @@ pub(crate) fn App() -> impl IntoView {
             <nav class="main-nav" aria-label="Pages">
                 <NavLink href="/packets">"Packets"</NavLink>
                 <NavLink href="/nodes">"Nodes"</NavLink>
+                <NavLink href="/map">"Map"</NavLink>
+                <NavLink href="/live">"Live"</NavLink>
                 <NavLink href="/observers">"Observers"</NavLink>
                 <NavLink href="/migrations">"Migrations"</NavLink>
             </nav>
+            <div class="region-pick">
+                <RegionSelect />
+            </div>
         </header>
         <main>{page}</main>
         <WarmupBanner />

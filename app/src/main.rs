@@ -9,6 +9,7 @@ mod components;
 mod live;
 mod pages;
 mod refresh;
+mod region;
 mod router;
 mod storage;
 

@@ -34,14 +34,23 @@ impl Router {
         self.path.get()
     }
 
+    /// Switches to `to` (a path, perhaps with a query); the region filter
+    /// stays on as pages switch.
     pub(crate) fn navigate(&self, to: &str) {
-        if self.path.get_untracked() == to {
+        let path = to.split('?').next().unwrap_or(to);
+        let region = crate::region::query();
+        let url = match to.split_once('?') {
+            None => format!("{to}{region}"),
+            Some(_) if region.is_empty() || to.contains("iata=") => to.to_string(),
+            Some(_) => format!("{to}&{}", region.trim_start_matches('?')),
+        };
+        if self.path.get_untracked() == path && !to.contains('?') {
             return;
         }
         if let Ok(history) = window().history() {
-            let _ = history.push_state_with_url(&JsValue::NULL, "", Some(to));
+            let _ = history.push_state_with_url(&JsValue::NULL, "", Some(&url));
         }
-        self.path.set(to.to_string());
+        self.path.set(path.to_string());
         window().scroll_to_with_x_and_y(0.0, 0.0);
     }
 }

@@ -74,6 +74,8 @@ pub struct ServeConfig {
     pub retention: RetentionConfig,
     /// Brokers to subscribe to; empty means no live MQTT ingest.
     pub mqtt: Vec<MqttSource>,
+    /// What the Map page draws under the nodes.
+    pub map: shared::api::MapConfig,
 }
 
 impl ServeConfig {
@@ -109,7 +111,27 @@ impl ServeConfig {
             "normal" => Durability::Normal,
             _ => Durability::Full,
         };
+        let (tiles, origin) = src
+            .get::<String>("map_tiles")?
+            .unwrap_or_else(|| (String::new(), crate::settings::Origin::Default("map_tiles")));
+        let tiles = tiles.trim();
+        let map = shared::api::MapConfig {
+            tiles: (!tiles.is_empty() && tiles != "none").then(|| tiles.to_string()),
+            attribution: src.value("map_attribution")?,
+        };
+        if let Some(t) = &map.tiles {
+            if !(t.starts_with("https://") || t.starts_with("http://") || t.starts_with('/')) {
+                return Err(ConfigError::Setting(SettingError {
+                    origin: origin.to_string(),
+                    message: format!(
+                        "{t:?} is not a tile URL: an http(s) URL template (or a path on this \
+                         server) with {{z}}, {{x}} and {{y}}, or `none`"
+                    ),
+                }));
+            }
+        }
         Ok(ServeConfig {
+            map,
             mqtt: mqtt_sources(&src)?,
             engine,
             retention,

@@ -281,13 +281,14 @@ pub(crate) struct ObserverUpdate<'a> {
 }
 
 /// Creates or updates an observer's row (the one statement both a sighting
-/// and a status report use); returns its rowid, which sightings reference.
+/// and a status report use); returns its rowid, which sightings reference,
+/// and its region.
 /// A new observer is added to the `observers` total.
 pub(crate) fn upsert_observer(
     conn: &Connection,
     u: &ObserverUpdate<'_>,
     now_text: &str,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<(i64, Option<String>)> {
     let known: Option<i64> = conn
         .prepare_cached("SELECT rowid FROM observers WHERE id = ?1")?
         .query_row([u.id], |r| r.get(0))
@@ -317,7 +318,7 @@ pub(crate) fn upsert_observer(
             noise_floor = COALESCE(excluded.noise_floor, observers.noise_floor),
             last_packet_at = COALESCE(excluded.last_packet_at, observers.last_packet_at),
             inactive = CASE WHEN excluded.last_seen IS NULL THEN observers.inactive ELSE 0 END
-         RETURNING rowid",
+         RETURNING rowid, iata",
     )?
     .query_row(
         params![
@@ -335,7 +336,7 @@ pub(crate) fn upsert_observer(
             u.noise_floor,
             u.packet_at
         ],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
@@ -343,12 +344,15 @@ pub(crate) fn upsert_observer(
 /// writer wraps each request in a savepoint, so a failure leaves nothing).
 /// The maintained counts (each transmission's `observation_count`, the
 /// totals) and the nodes are kept for the rows `upkeep` covers; the others
-/// are `counts_backfill_v1`'s and `nodes_backfill_v1`'s to compute.
+/// are `counts_backfill_v1`'s and `nodes_backfill_v1`'s to compute. Each
+/// sighting stored (not a repeat) is added to `stored`, for the live feed
+/// once the transaction commits.
 pub fn apply(
     tx: &Connection,
     items: &[Sighting],
     now_secs: i64,
     upkeep: Upkeep,
+    stored: &mut Vec<crate::mesh::Stored>,
 ) -> rusqlite::Result<IngestResponse> {
     let counts = upkeep.counts;
     let now_text = format_unix_secs(now_secs);
@@ -361,7 +365,7 @@ pub fn apply(
     let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
     for s in items {
         let heard = s.heard_secs(now_secs);
-        let observer_idx = upsert_observer(
+        let (observer_idx, region) = upsert_observer(
             tx,
             &ObserverUpdate {
                 id: &s.observer,
@@ -473,6 +477,24 @@ pub fn apply(
             "UPDATE observers SET packet_count = COALESCE(packet_count, 0) + 1 WHERE rowid = ?1",
         )?
         .execute([observer_idx])?;
+        if s.payload_type == i64::from(PAYLOAD_ADVERT) && upkeep.regions.covers(tx_id) {
+            if let (Some(key), Some(region)) = (&s.from_pubkey, &region) {
+                crate::store::regions::heard(tx, key, region, heard)?;
+            }
+        }
+        stored.push(crate::mesh::Stored {
+            hash: s.hash.clone(),
+            payload_type: s.payload_type,
+            observer_id: s.observer.clone(),
+            observer_name: s.observer_name.clone(),
+            iata: region,
+            snr: s.snr,
+            rssi: s.rssi,
+            heard,
+            new_packet: existing.is_none(),
+            path_json: s.path_json.clone(),
+            from_pubkey: s.from_pubkey.clone(),
+        });
         if counts.covers(tx_id) {
             tx.prepare_cached(
                 "UPDATE transmissions SET observation_count = observation_count + 1 WHERE id = ?1",

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod keys;
 pub mod latency;
 pub mod logging;
+pub mod mesh;
 pub mod metrics;
 pub mod migrate;
 pub mod mqtt;

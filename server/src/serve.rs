@@ -89,6 +89,13 @@ pub fn build_with(
         ));
     }
     engine.add_observer(Box::new(crate::metrics::observe_migration));
+    let mesh = crate::mesh::Mesh::default();
+    let nodes_written = mesh.clone();
+    engine.add_observer(Box::new(move |p: &migrate::Progress| {
+        if p.name == migrate::nodes::NAME {
+            nodes_written.nodes_changed();
+        }
+    }));
     engine.set_health(health.clone());
     engine.announce();
     let writer = Arc::new(
@@ -97,10 +104,13 @@ pub fn build_with(
             Some(lock),
             engine,
             Some(Box::new(crate::metrics::observe_ingest_wait)),
+            Some(mesh.sink()),
         )
         .context("cannot start the writer thread")?,
     );
     writer.set_checkpointer(checkpointer);
+    mesh.start(readers.clone())
+        .context("cannot start the live feed thread")?;
     // Status reads (healthz, the banner) have a connection of their own, so
     // they never wait behind slow user queries for a pooled one.
     let status_reader = db::open_readers(&cfg.db, 1)?;
@@ -113,6 +123,9 @@ pub fn build_with(
         throttle: api::auth::Throttle::default(),
         limits: cfg.limits.clone(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_event_streams)),
+        live_streams: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_event_streams)),
+        mesh,
+        map: cfg.map.clone(),
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(api::INGEST_SLOTS)),
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(status_reader, live.clone(), status::DEFAULT_TTL),

@@ -137,6 +137,15 @@ settings! {
         value: "DIR", rule: Rule::Path, default: Some("dist"),
         doc: "Folder with the built dashboard (`index.html`).",
     }
+    "map_tiles", "map-tiles", "MESHSCOPE_MAP_TILES" {
+        value: "URL", rule: Rule::Text, default: Some("https://tile.openstreetmap.org/{z}/{x}/{y}.png"),
+        doc: "Map tiles (a URL template with `{z}`, `{x}`, `{y}`) the Map page draws under the \
+              nodes; `none` for a blank background (an offline site). The browser fetches them.",
+    }
+    "map_attribution", "map-attribution", "MESHSCOPE_MAP_ATTRIBUTION" {
+        value: "TEXT", rule: Rule::Text, default: Some("© OpenStreetMap contributors"),
+        doc: "The tiles' attribution, shown on the map.",
+    }
     "api_key", "api-key", "MESHSCOPE_API_KEY" {
         secret: true, unset: "none",
         doc: "A key for both scopes (ingest and operator controls), used by a scope \

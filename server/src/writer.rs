@@ -198,6 +198,7 @@ impl Writer {
         lock: Option<crate::db::WriterLock>,
         engine: Engine,
         on_wait: Option<WaitObserver>,
+        feed: Option<crate::mesh::FeedSink>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = flume::bounded(QUEUE_CAPACITY);
         let health = WriterHealth::default();
@@ -208,7 +209,14 @@ impl Writer {
             .name("meshscope-writer".into())
             .spawn(move || {
                 let ended = catch_unwind(AssertUnwindSafe(|| {
-                    run(conn, &rx, engine, on_wait.as_ref(), &thread_foreign);
+                    run(
+                        conn,
+                        &rx,
+                        engine,
+                        on_wait.as_ref(),
+                        &thread_foreign,
+                        feed.as_ref(),
+                    );
                 }));
                 match ended {
                     Ok(()) => thread_health.set(WriterState::Stopped),
@@ -418,6 +426,7 @@ fn run(
     mut engine: Engine,
     on_wait: Option<&WaitObserver>,
     foreign: &crate::db::marks::Notice,
+    feed: Option<&crate::mesh::FeedSink>,
 ) {
     let fault = injected_writer_panic();
     let mut batch: Vec<PendingIngest> = Vec::new();
@@ -485,11 +494,11 @@ fn run(
                     });
                 }
                 Command::Exec(job) => {
-                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
+                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign, feed);
                     guarded(&mut conn, "job", |c| job(c));
                 }
                 Command::Engine(job) => {
-                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
+                    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign, feed);
                     guarded(&mut conn, "engine job", |c| job(c, &mut engine));
                 }
                 Command::Shutdown => {
@@ -498,7 +507,7 @@ fn run(
                 }
             }
         }
-        commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
+        commit_group(&mut conn, &mut batch, engine.upkeep(), foreign, feed);
         if let Some(what) = foreign.take() {
             guarded(&mut conn, "foreign writes", |c| {
                 engine.foreign_writes(c, &what);
@@ -538,7 +547,7 @@ fn run(
             Command::Shutdown => {}
         }
     }
-    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign);
+    commit_group(&mut conn, &mut batch, engine.upkeep(), foreign, feed);
     guarded(&mut conn, "engine shutdown", |c| engine.shutdown(c));
     tracing::info!("writer stopped");
 }
@@ -581,14 +590,22 @@ fn commit_group(
     batch: &mut Vec<PendingIngest>,
     upkeep: Upkeep,
     foreign: &crate::db::marks::Notice,
+    feed: Option<&crate::mesh::FeedSink>,
 ) {
     if batch.is_empty() {
         return;
     }
     let pending = std::mem::take(batch);
+    let mut stored = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        apply_group(conn, &pending, upkeep, foreign)
+        apply_group(conn, &pending, upkeep, foreign, &mut stored)
     }));
+    // Committed: the live feed hears of it (never waited on).
+    if let (Some(feed), Ok(Ok(_))) = (feed, &outcome) {
+        for s in stored {
+            feed.send(s);
+        }
+    }
     rollback_leftover(conn, "ingest group");
     let results: Vec<Result<IngestResponse, WriteError>> = match outcome {
         Ok(Ok(results)) => results,
@@ -618,6 +635,7 @@ fn apply_group(
     pending: &[PendingIngest],
     upkeep: Upkeep,
     foreign: &crate::db::marks::Notice,
+    stored: &mut Vec<crate::mesh::Stored>,
 ) -> Result<Vec<Result<IngestResponse, WriteError>>, WriteError> {
     let mut results = Vec::with_capacity(pending.len());
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -626,7 +644,8 @@ fn apply_group(
     crate::db::marks::check(&tx, foreign)?;
     for p in pending {
         let sp = tx.savepoint()?;
-        match ingest::apply(&sp, &p.items, p.now_secs, upkeep) {
+        let before = stored.len();
+        match ingest::apply(&sp, &p.items, p.now_secs, upkeep, stored) {
             Ok(r) => {
                 sp.commit()?;
                 results.push(Ok(r));
@@ -639,6 +658,7 @@ fn apply_group(
                 }
                 // Dropping the savepoint rolls this request back alone.
                 drop(sp);
+                stored.truncate(before);
                 results.push(Err(e));
             }
         }

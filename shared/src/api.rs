@@ -42,6 +42,13 @@ pub struct Stats {
     /// False while a file from before the maintained counts has them
     /// computed (online, by `counts_backfill_v1`): "counting", not zero.
     pub counts_ready: bool,
+    /// The regions these figures are narrowed to (`?iata=`); empty: all.
+    /// Narrowed, `totalObservations` is the sightings of the regions'
+    /// observers, the packet figures count packets any of them heard, and
+    /// `totalTransmissions` and `byPayloadType` are `null` (not kept per
+    /// region).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iata: Vec<String>,
 }
 
 /// One transmission in `GET /api/packets`.
@@ -150,6 +157,11 @@ pub struct NodesPage {
     pub nodes: Vec<NodeRow>,
     /// Pass back as `cursor` for the next page; `null` on the last page.
     pub cursor: Option<String>,
+    /// True while the list is still being built from the file's adverts
+    /// (`nodes_backfill_v1`, or `node_regions_v1` for a region filter): the
+    /// page holds what is known so far, not "no such nodes".
+    #[serde(default)]
+    pub building: bool,
 }
 
 /// An observer that heard a node's ADVERTs, with its best reception.
@@ -223,6 +235,146 @@ pub struct PacketObservation {
     pub direction: Option<String>,
     /// The hops this observer heard it over (uppercase hex).
     pub path: Vec<String>,
+    /// Each hop of `path` matched to a node (see `docs/mesh.md`).
+    #[serde(default)]
+    pub resolved_path: Vec<ResolvedHop>,
+    /// The observer as a node (an observer's id is its node's public key),
+    /// when the nodes table knows it: where the route ends.
+    #[serde(default)]
+    pub observer_node: Option<HopNode>,
+}
+
+/// How a hop was matched to a node (the rule is in `docs/mesh.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HopConfidence {
+    /// One node's key starts with the hop.
+    Unique,
+    /// Several did, and only one of them relays (a repeater), or is not the
+    /// packet's sender or observer.
+    Role,
+    /// Several did; the one nearest the hops beside it (or the sender, or
+    /// the observer) was chosen.
+    Nearest,
+    /// Several did and nothing located them: the one heard most recently.
+    Recent,
+    /// No known node's key starts with the hop.
+    Unknown,
+}
+
+impl HopConfidence {
+    /// Whether the node was chosen among several.
+    pub fn is_choice(self) -> bool {
+        matches!(
+            self,
+            HopConfidence::Role | HopConfidence::Nearest | HopConfidence::Recent
+        )
+    }
+}
+
+/// The node a hop resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HopNode {
+    pub public_key: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+impl HopNode {
+    /// Its location, when it advertised one (CoreScope stores 0,0 for none).
+    pub fn location(&self) -> Option<(f64, f64)> {
+        match (self.lat, self.lon) {
+            (Some(lat), Some(lon)) if lat != 0.0 || lon != 0.0 => Some((lat, lon)),
+            _ => None,
+        }
+    }
+}
+
+/// One hop of a path with the node it names, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedHop {
+    /// The hop as heard (uppercase hex, 1-3 bytes).
+    pub hop: String,
+    pub node: Option<HopNode>,
+    /// Nodes whose key starts with the hop.
+    pub candidates: u32,
+    pub confidence: HopConfidence,
+}
+
+/// How a hop's node was found, in words (a tooltip, a legend).
+pub fn hop_note(h: &ResolvedHop) -> String {
+    match h.confidence {
+        HopConfidence::Unique => format!("hop {}: the only known node with this prefix", h.hop),
+        HopConfidence::Role => format!(
+            "hop {}: {} nodes share this prefix; the only one that relays",
+            h.hop, h.candidates
+        ),
+        HopConfidence::Nearest => format!(
+            "hop {}: {} nodes share this prefix; the nearest to the hops beside it",
+            h.hop, h.candidates
+        ),
+        HopConfidence::Recent => format!(
+            "hop {}: {} nodes share this prefix and none is located; the one heard most recently",
+            h.hop, h.candidates
+        ),
+        HopConfidence::Unknown => format!("hop {}: no known node", h.hop),
+    }
+}
+
+/// `GET /api/map`: what the Map page draws under the nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MapConfig {
+    /// A tile URL template (`{z}/{x}/{y}`); `null`: a blank background.
+    pub tiles: Option<String>,
+    pub attribution: String,
+}
+
+/// `GET /api/resolve-hops`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPath {
+    pub hops: Vec<ResolvedHop>,
+}
+
+/// One stored sighting on `GET /api/live` (event `packet`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LivePacket {
+    pub hash: String,
+    /// The payload type's name (`ADVERT`, `GRP_TXT`, ...).
+    pub kind: String,
+    pub payload_type: i64,
+    pub observer_id: String,
+    pub observer_name: Option<String>,
+    pub iata: Option<String>,
+    pub snr: Option<f64>,
+    pub rssi: Option<f64>,
+    /// When the observer heard it (RFC 3339, UTC).
+    pub heard_at: String,
+    /// Whether this sighting stored a new packet (not one heard before).
+    pub new_packet: bool,
+    /// The sender, when the packet names it (an ADVERT) and it is known.
+    pub sender: Option<HopNode>,
+    pub hops: u32,
+    pub path: Vec<ResolvedHop>,
+}
+
+/// `GET /api/live` event `missed`: packets this client fell too far behind
+/// to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveMissed {
+    pub count: u64,
 }
 
 /// `GET /api/packets/{hash}`.
@@ -434,6 +586,7 @@ mod tests {
             packets_last24h: 5,
             by_payload_type: Some(BTreeMap::new()),
             counts_ready: true,
+            iata: Vec::new(),
         };
         let v = serde_json::to_value(&s).unwrap();
         for k in [

@@ -512,6 +512,30 @@ impl MigrationInfo {
     }
 }
 
+/// What a page built from `job`'s work (the Nodes and Map pages from
+/// `nodes_backfill_v1`) says while that job has not finished: how far it
+/// is, so an empty or short list reads "still being built", never "none".
+/// `None` once it is done, or when it is not listed.
+pub fn building_note(infos: &[MigrationInfo], job: &str, what: &str) -> Option<String> {
+    let m = infos.iter().find(|m| m.name == job)?;
+    if m.status == MigrationStatus::Done {
+        return None;
+    }
+    let state = match m.status {
+        MigrationStatus::Failed => "stopped by a failure (see Migrations)".to_string(),
+        MigrationStatus::Cancelled => "cancelled (see Migrations)".to_string(),
+        MigrationStatus::Paused => format!("paused at {}", m.percent_text()),
+        _ => match m.eta_text() {
+            Some(eta) => format!("{} done, {eta}", m.percent_text()),
+            None => format!("{} done", m.percent_text()),
+        },
+    };
+    Some(format!(
+        "{what} is still being built from the adverts in this file ({job}: {state}); \
+         it shows what is known so far."
+    ))
+}
+
 /// True while any migration keeps warm-up from being over.
 pub fn any_in_progress(infos: &[MigrationInfo]) -> bool {
     infos.iter().any(|m| m.status.is_in_progress())
@@ -526,6 +550,26 @@ fn has_started(status: MigrationStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_says_its_list_is_being_built_until_the_job_is_done() {
+        let mut r = MigrationRecord::new("nodes_backfill_v1", MigrationStatus::Running);
+        r.rows_processed = 450;
+        r.rows_total = 1000;
+        let info = |r: &MigrationRecord| MigrationInfo::from_record(r, 0, Owner::Meshscope);
+        let note = building_note(&[info(&r)], "nodes_backfill_v1", "The node list").unwrap();
+        assert!(
+            note.starts_with("The node list is still being built"),
+            "{note}"
+        );
+        assert!(note.contains("45% done"), "{note}");
+        r.status = MigrationStatus::Failed;
+        let note = building_note(&[info(&r)], "nodes_backfill_v1", "The map").unwrap();
+        assert!(note.contains("stopped by a failure"), "{note}");
+        r.status = MigrationStatus::Done;
+        assert_eq!(building_note(&[info(&r)], "nodes_backfill_v1", "x"), None);
+        assert_eq!(building_note(&[], "nodes_backfill_v1", "x"), None);
+    }
 
     #[test]
     fn status_mapping_table() {

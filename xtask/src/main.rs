@@ -141,6 +141,7 @@ fn setup_build() -> Result<()> {
     }
     if !Path::new("end2end/node_modules/.bin/wasm-opt").exists()
         || !Path::new("end2end/node_modules/@playwright/test").exists()
+        || !MAP_JS.iter().all(|f| Path::new(f).exists())
     {
         let mut npm = Command::new("npm");
         npm.current_dir("end2end")
@@ -221,16 +222,79 @@ fn dist() -> Result<()> {
             .env("PATH", tool_path()?)
             .env("TRUNK_SKIP_VERSION_CHECK", "true"),
     )?;
+    bundle_map()?;
     precompress()?;
-    check_wasm_budget()
+    check_wasm_budget()?;
+    check_map_budget()
+}
+
+/// The Map page's script: Leaflet and Leaflet.markercluster (npm, pinned in
+/// `end2end/package.json`), then meshscope's drawing code.
+const MAP_JS: [&str; 3] = [
+    "end2end/node_modules/leaflet/dist/leaflet.js",
+    "end2end/node_modules/leaflet.markercluster/dist/leaflet.markercluster.js",
+    "app/map/glue.js",
+];
+const MAP_CSS: [&str; 4] = [
+    "end2end/node_modules/leaflet/dist/leaflet.css",
+    "end2end/node_modules/leaflet.markercluster/dist/MarkerCluster.css",
+    "end2end/node_modules/leaflet.markercluster/dist/MarkerCluster.Default.css",
+    "app/map/glue.css",
+];
+/// Where the Map page loads them from (not `dist/map/`: `/map` is the page).
+const MAP_DIR: &str = "dist/leaflet";
+/// The map's script as a browser downloads it (brotli), measured on its own:
+/// only the Map page loads it.
+const MAP_BROTLI_BUDGET: u64 = 60 * 1024;
+
+/// Writes the Map page's script and styles, each one file, into [`MAP_DIR`].
+fn bundle_map() -> Result<()> {
+    std::fs::create_dir_all(MAP_DIR)?;
+    for (files, out) in [(&MAP_JS[..], "map.js"), (&MAP_CSS[..], "map.css")] {
+        let mut all = Vec::new();
+        for f in files {
+            let bytes = std::fs::read(f).with_context(|| {
+                format!("{f} is missing; run `cargo xtask setup` (npm installs Leaflet)")
+            })?;
+            all.extend_from_slice(&bytes);
+            all.push(b'\n');
+        }
+        std::fs::write(Path::new(MAP_DIR).join(out), all)?;
+    }
+    Ok(())
+}
+
+/// Fails when the map's script, as a browser downloads it, is over its budget.
+fn check_map_budget() -> Result<()> {
+    let path = Path::new(MAP_DIR).join("map.js");
+    let bytes = std::fs::read(&path).with_context(|| format!("{} is missing", path.display()))?;
+    let br = brotlied(&bytes)?.len() as u64;
+    eprintln!(
+        "xtask: {} (Map page only): {} bytes, {br} bytes brotli (budget {MAP_BROTLI_BUDGET}), {} bytes gzip -9",
+        path.display(),
+        bytes.len(),
+        gzipped_len(&bytes)?
+    );
+    if br > MAP_BROTLI_BUDGET {
+        bail!(
+            "{} is {br} bytes as browsers download it (brotli), over the {MAP_BROTLI_BUDGET}-byte budget",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The dashboard's files, compressed once at build time (brotli quality 11,
 /// gzip -9) beside the originals, so the server sends `.br` / `.gz` to
 /// browsers that take them instead of compressing on every request.
 fn precompress() -> Result<()> {
-    for entry in std::fs::read_dir("dist").context("dist/ is missing")? {
-        let path = entry?.path();
+    let mut paths = Vec::new();
+    for dir in ["dist", MAP_DIR] {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("{dir}/ is missing"))? {
+            paths.push(entry?.path());
+        }
+    }
+    for path in paths {
         let compressible = path
             .extension()
             .and_then(|e| e.to_str())

@@ -44,6 +44,8 @@ pub(crate) enum Cell {
     Two(String, String),
     /// A link to another page (`href`, text), with an optional muted line.
     Link(String, String, Option<String>),
+    /// Markup built by this module's builders (values already escaped).
+    Html(String),
 }
 
 fn sub(out: &mut String, s: &str) {
@@ -76,6 +78,7 @@ pub(crate) fn table(id: &str, head: &[&str], rows: Vec<Vec<Cell>>) -> String {
             let _ = write!(out, "<td data-label=\"{label}\"{class}>");
             match c {
                 Cell::Text(s) | Cell::Num(s) | Cell::Mono(s) => out.push_str(&esc(&s)),
+                Cell::Html(h) => out.push_str(&h),
                 Cell::Two(a, b) => {
                     out.push_str(&esc(&a));
                     sub(&mut out, &b);

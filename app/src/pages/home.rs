@@ -52,6 +52,8 @@ fn cards(s: &Stats) -> String {
     ] {
         let (class, shown) = match value {
             Some(n) => ("card-value", thousands(n)),
+            // Narrowed to a region: totals are not kept per region.
+            None if !s.iata.is_empty() => ("card-value", "—".to_string()),
             None => ("card-value counting", "counting…".to_string()),
         };
         out.push_str(&format!(
@@ -60,5 +62,12 @@ fn cards(s: &Stats) -> String {
         ));
     }
     out.push_str("</section>");
+    if !s.iata.is_empty() {
+        out.push_str(&muted_html(&format!(
+            "Narrowed to {}: observers of the region, and packets they heard. \
+             Totals are kept for the whole network only.",
+            s.iata.join(", ")
+        )));
+    }
     out
 }

@@ -8,7 +8,7 @@ use shared::timefmt::short_time;
 
 use crate::api::get_json;
 use crate::components::packet_table::packet_rows;
-use crate::components::table::{facts, heading, loaded, num, role_label, table, Cell, Loaded};
+use crate::components::table::{esc, facts, heading, loaded, num, role_label, table, Cell, Loaded};
 
 fn render(d: NodeDetail) -> String {
     let n = d.node;
@@ -26,6 +26,12 @@ fn render(d: NodeDetail) -> String {
         ("Last seen", time(&n.last_seen)),
         ("Adverts", thousands(n.advert_count)),
     ]));
+    if n.lat.zip(n.lon).is_some_and(|(a, b)| a != 0.0 || b != 0.0) {
+        out.push_str(&format!(
+            "<p><a href=\"/map?node={}\" data-nav>Show on the map</a></p>",
+            esc(&n.public_key)
+        ));
+    }
     out.push_str(&heading(2, "Heard by"));
     if d.observers.is_empty() {
         out.push_str("<p class=\"muted\">No observer has heard its recent adverts.</p>");

@@ -15,6 +15,12 @@ use crate::components::table::{loaded, muted_html, num, role_label, table, Cell,
 
 /// A page of nodes as HTML text: the table, or why it is empty.
 fn render(p: NodesPage, first_page: bool, oldest_first: bool) -> String {
+    if p.nodes.is_empty() && p.building {
+        return muted_html(
+            "The node list is still being built from the adverts in this file; \
+             none matches yet.",
+        );
+    }
     if p.nodes.is_empty() {
         return muted_html(if first_page {
             "No nodes match. Nodes appear when their ADVERTs are heard."
@@ -102,6 +108,28 @@ pub(crate) fn Nodes() -> impl IntoView {
         });
     };
     load();
+    let live = crate::live::use_live();
+    let building = move || {
+        live.health.with(|h| {
+            h.as_ref()
+                .and_then(|h| h.as_ref().ok())
+                .and_then(|h| h.async_migrations.as_deref())
+                .and_then(|infos| {
+                    shared::migration::building_note(infos, "nodes_backfill_v1", "The node list")
+                        .or_else(|| {
+                            (!crate::region::current().is_empty())
+                                .then(|| {
+                                    shared::migration::building_note(
+                                        infos,
+                                        "node_regions_v1",
+                                        "The node list of this region",
+                                    )
+                                })
+                                .flatten()
+                        })
+                })
+        })
+    };
     let apply = move |ev: SubmitEvent| {
         ev.prevent_default();
         cursors.set(Vec::new());
@@ -135,6 +163,7 @@ pub(crate) fn Nodes() -> impl IntoView {
                 </button>
             </div>
         </form>
+        {move || building().map(|n| view! { <p class="notice" role="status" id="nodes-building">{n}</p> })}
         {loaded("nodes", text)}
         {pager("‹ Previous", "Next ›", cursors, next, Callback::new(move |()| load()))}
     }

@@ -9,6 +9,7 @@ use shared::timefmt::short_time;
 
 use crate::api::get_json;
 use crate::components::table::{esc, facts, heading, hops, loaded, num, table, Cell, Loaded};
+use crate::pages::route::{named_path, route};
 
 fn render(d: PacketDetail) -> String {
     let p = d.packet;
@@ -33,6 +34,7 @@ fn render(d: PacketDetail) -> String {
         .collect();
     out.push_str(&facts(&fields));
     out.push_str(&heading(2, "Sightings"));
+    let drawn = route(&d.observations);
     let rows = d
         .observations
         .into_iter()
@@ -48,7 +50,11 @@ fn render(d: PacketDetail) -> String {
                 Cell::Text(short_time(&o.timestamp)),
                 Cell::Num(num(o.snr)),
                 Cell::Num(num(o.rssi)),
-                Cell::Mono(hops(&o.path)),
+                if o.resolved_path.len() == o.path.len() && !o.path.is_empty() {
+                    Cell::Html(named_path(&o.resolved_path))
+                } else {
+                    Cell::Mono(hops(&o.path))
+                },
             ]
         })
         .collect();
@@ -57,6 +63,15 @@ fn render(d: PacketDetail) -> String {
         &["Observer", "Region", "Heard", "#SNR", "#RSSI", "Path"],
         rows,
     ));
+    if let Some((i, svg)) = drawn {
+        out.push_str(&heading(2, "Route"));
+        out.push_str(&svg);
+        out.push_str(&format!(
+            "<p><a href=\"/map?packet={}&amp;sighting={}\" data-nav>Open this route on the map</a></p>",
+            esc(&p.hash),
+            i + 1
+        ));
+    }
     out.push_str(&heading(2, "Raw"));
     out.push_str(&format!("<p class=\"mono raw\">{}</p>", esc(&p.raw_hex)));
     out

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod migrations;
 pub use migrations::POLL as EVENTS_POLL;
+mod live;
 mod nodes;
 pub mod perf;
 mod read;
@@ -64,6 +65,12 @@ pub struct Inner {
     pub limits: Limits,
     /// Open `/api/events` streams (at most `limits.max_event_streams`).
     pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
+    /// Open `/api/live` streams (at most `limits.max_event_streams`).
+    pub(crate) live_streams: Arc<tokio::sync::Semaphore>,
+    /// The node index for path names, and the live feed.
+    pub mesh: crate::mesh::Mesh,
+    /// What the Map page draws under the nodes (`GET /api/map`).
+    pub map: shared::api::MapConfig,
     /// Ingest requests being read, parsed or queued at once (see
     /// [`INGEST_SLOTS`]).
     pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
@@ -235,6 +242,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::detail))
         .routes(routes!(nodes::packet))
+        .routes(routes!(nodes::resolve_hops))
+        .routes(routes!(map_config))
+        .routes(routes!(live::live))
         .routes(routes!(write::ingest))
         .routes(routes!(openapi_json))
 }
@@ -243,6 +253,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
     DOC.get_or_init(|| api_routes().split_for_parts().1).clone()
+}
+
+#[utoipa::path(get, path = "/api/map", tag = "nodes",
+    responses((status = 200, description = "the Map page's tiles and their attribution", body = shared::api::MapConfig)))]
+async fn map_config(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<shared::api::MapConfig> {
+    axum::Json(state.map.clone())
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", tag = "status",
@@ -254,7 +272,8 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
 /// The dashboard's Content-Security-Policy: its own files, the wasm, and the
 /// inline loader Trunk writes into `index.html` (allowed by its hash), and
 /// nothing else; no framing by other sites.
-fn content_security_policy(dist: Option<&std::path::Path>) -> String {
+/// Map tiles (`tiles`, a URL template) are images from their own origin.
+fn content_security_policy(dist: Option<&std::path::Path>, tiles: Option<&str>) -> String {
     use sha2::Digest;
     let inline: Vec<String> = dist
         .and_then(|d| std::fs::read_to_string(d.join("index.html")).ok())
@@ -278,9 +297,20 @@ fn content_security_policy(dist: Option<&std::path::Path>) -> String {
             out
         })
         .unwrap_or_default();
+    let tile_origin = tiles
+        .and_then(|t| {
+            let rest = t
+                .strip_prefix("https://")
+                .or_else(|| t.strip_prefix("http://"))?;
+            let host = rest.split('/').next()?;
+            // A `{s}` subdomain template: any subdomain of the host.
+            let host = host.replace("{s}", "*");
+            Some(format!(" {}{host}", &t[..t.len() - rest.len()]))
+        })
+        .unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         img-src 'self' data:{tile_origin}; connect-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'",
         inline.join(" ")
     )
@@ -368,7 +398,7 @@ pub fn app(state: AppState) -> Router {
         .dist
         .as_ref()
         .filter(|d| d.join("index.html").is_file());
-    let csp = content_security_policy(dist.map(PathBuf::as_path));
+    let csp = content_security_policy(dist.map(PathBuf::as_path), state.map.tiles.as_deref());
     let router = match dist {
         Some(dist) => {
             let root = Arc::new(std::fs::canonicalize(dist).unwrap_or_else(|_| dist.clone()));

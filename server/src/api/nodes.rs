@@ -63,6 +63,8 @@ fn like_pattern(q: &str) -> String {
     params(
         ("q" = Option<String>, Query, description = "part of the name (any case) or the start of the public key"),
         ("role" = Option<String>, Query, description = "companion, repeater, room or sensor"),
+        ("iata" = Option<String>, Query, description = "heard by these regions' observers (their adverts): codes, comma-separated"),
+        ("located" = Option<bool>, Query, description = "true: only nodes that advertised a location"),
         ("order" = Option<String>, Query, description = "by last seen: desc (default) or asc"),
         ("limit" = Option<i64>, Query, description = "1-500, default 50"),
         ("cursor" = Option<String>, Query, description = "`cursor` of the page before"),
@@ -92,8 +94,17 @@ pub(super) async fn list(
     if search.as_ref().is_some_and(|s| s.chars().count() > 64) {
         return Err(bad("q", "must be at most 64 characters"));
     }
+    let regions = super::read::regions_param(&q)?;
+    let located = match nonempty(&q, "located") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(bad("located", "must be true or false")),
+    };
     let kind = if ascending { "na" } else { "nd" };
     let after = cursor_param(&q, kind, 2)?;
+    let upkeep = state.status.live().upkeep();
+    let building = upkeep.nodes != crate::store::Coverage::All
+        || (!regions.is_empty() && upkeep.regions != crate::store::Coverage::All);
     let page = state
         .read(move |c| {
             let mut clauses: Vec<String> = Vec::new();
@@ -107,6 +118,16 @@ pub(super) async fn list(
             if let Some(r) = &role {
                 clauses.push("role = ?".into());
                 args.push(SqlValue::Text(r.clone()));
+            }
+            if !regions.is_empty() {
+                clauses.push(format!(
+                    "public_key IN (SELECT public_key FROM _meshscope_node_regions WHERE iata IN ({}))",
+                    super::read::placeholders(regions.len())
+                ));
+                args.extend(regions.iter().cloned().map(SqlValue::Text));
+            }
+            if located {
+                clauses.push("lat IS NOT NULL AND lon IS NOT NULL AND NOT (lat = 0 AND lon = 0)".into());
             }
             // Keyset on (last seen, key); a node never seen sorts as ''.
             let (order, cmp) = if ascending { ("ASC", ">") } else { ("DESC", "<") };
@@ -141,7 +162,11 @@ pub(super) async fn list(
                     })
                 })
                 .flatten();
-            Ok(NodesPage { nodes, cursor })
+            Ok(NodesPage {
+                nodes,
+                cursor,
+                building,
+            })
         })
         .await?;
     Ok(Json(page))
@@ -328,7 +353,11 @@ fn undecodable(row: PacketRow, why: String) -> PacketBody {
 
 /// The packet `hash` names: its current lowercase hash, the uppercase one
 /// older CoreScope versions stored, or a hash `hash_rehash_v1` replaced.
-fn read_packet(c: &Connection, hash: &str) -> Result<Option<PacketDetail>, ApiError> {
+fn read_packet(
+    c: &Connection,
+    hash: &str,
+    mesh: &crate::mesh::Mesh,
+) -> Result<Option<PacketDetail>, ApiError> {
     let Some(row) = c
         .prepare_cached(&format!(
             "SELECT {} FROM transmissions t WHERE t.hash = ?1 OR t.hash = upper(?1)
@@ -347,6 +376,7 @@ fn read_packet(c: &Connection, hash: &str) -> Result<Option<PacketDetail>, ApiEr
         return Ok(None);
     };
     let id = row.id;
+    let sender = row.from_pubkey.clone();
     let packet = decode_stored(row.clone()).unwrap_or_else(|why| undecodable(row, why));
     let observations = c
         .prepare_cached(
@@ -366,9 +396,20 @@ fn read_packet(c: &Connection, hash: &str) -> Result<Option<PacketDetail>, ApiEr
                 score: r.get(6)?,
                 direction: r.get(7)?,
                 path: hops(r.get(8)?),
+                resolved_path: Vec::new(),
+                observer_node: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    // Each sighting's hops named, from the in-memory node index.
+    let observations = observations
+        .into_iter()
+        .map(|mut o| {
+            o.resolved_path = mesh.resolve(&o.path, sender.as_deref(), o.observer_id.as_deref());
+            o.observer_node = o.observer_id.as_deref().and_then(|k| mesh.node(k));
+            o
+        })
+        .collect();
     Ok(Some(PacketDetail {
         packet,
         observations,
@@ -384,11 +425,59 @@ pub(super) async fn packet(
     Path(hash): Path<String>,
 ) -> Result<Json<PacketDetail>, ApiError> {
     let hash = packet_hash(&hash)?;
+    let mesh = state.mesh.clone();
     state
-        .read(move |c| read_packet(c, &hash))
+        .read(move |c| read_packet(c, &hash, &mesh))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no packet with this hash".into()))
+}
+
+/// Most hops `?hops=` takes.
+const MAX_HOPS: usize = 64;
+
+#[utoipa::path(get, path = "/api/resolve-hops", tag = "nodes",
+    params(
+        ("hops" = String, Query, description = "hops as heard, sender's end first: hex of 1-3 bytes each, comma-separated (e.g. 7C,A1B2)"),
+        ("from" = Option<String>, Query, description = "the sender's public key, when known (an ADVERT's)"),
+        ("observer" = Option<String>, Query, description = "the observer's id (its node's public key)"),
+    ),
+    responses((status = 200, body = shared::api::ResolvedPath), (status = 400, body = ErrorBody)))]
+pub(super) async fn resolve_hops(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<shared::api::ResolvedPath>, ApiError> {
+    let raw = nonempty(&q, "hops").ok_or_else(|| bad("hops", "is required"))?;
+    let hops: Vec<String> = raw
+        .split(',')
+        .map(|h| {
+            crate::mesh::resolve::hop_text(h).ok_or_else(|| {
+                bad(
+                    "hops",
+                    &format!(
+                        "{:?} is not a hop: each must be hex of 1, 2 or 3 bytes",
+                        h.trim()
+                    ),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if hops.len() > MAX_HOPS {
+        return Err(bad("hops", &format!("at most {MAX_HOPS}")));
+    }
+    let from = nonempty(&q, "from")
+        .map(public_key)
+        .transpose()
+        .map_err(|_| bad("from", "must be 64 hex characters"))?;
+    let observer = nonempty(&q, "observer").map(str::to_string);
+    if let Some(o) = &observer {
+        crate::ingest::validate_observer(o).map_err(|e| bad("observer", &e.message))?;
+    }
+    Ok(Json(shared::api::ResolvedPath {
+        hops: state
+            .mesh
+            .resolve(&hops, from.as_deref(), observer.as_deref()),
+    }))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::OptionalExtension;
 use shared::api::{ErrorBody, Healthz, ObserverRow, PacketRow, PacketsPage, Perf, Stats};
 use shared::packet::{parse_payload_type, payload_label};
 use shared::timefmt::{format_unix_secs, parse_time_param};
@@ -85,8 +84,16 @@ pub(super) async fn perf(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/api/stats", tag = "packets",
-    responses((status = 200, body = Stats), (status = 500, body = ErrorBody)))]
-pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    params(("iata" = Option<String>, Query, description = "narrowed to these regions: codes, comma-separated")),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub(super) async fn stats(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Stats>, ApiError> {
+    let regions = regions_param(&q)?;
+    if !regions.is_empty() {
+        return region_stats(&state, regions).await.map(Json);
+    }
     let reader = state.clone();
     state
         .stats
@@ -203,6 +210,43 @@ async fn compute_stats(state: &AppState) -> Result<Stats, ApiError> {
                 packets_last24h: last24h,
                 by_payload_type: by_type,
                 counts_ready: ready,
+                iata: Vec::new(),
+            })
+        })
+        .await
+}
+
+/// `/api/stats` for some regions: their observers, and the packets any of
+/// them heard in the last hour and day (from the observers' sightings by
+/// time, an index range each). Totals are not kept per region.
+async fn region_stats(state: &AppState, regions: Vec<String>) -> Result<Stats, ApiError> {
+    let now = now_secs();
+    let ready = counts_ready(state);
+    state
+        .read(move |c| {
+            let idxs = heard_by(c, None, &regions)?.unwrap_or_default();
+            let marks = placeholders(idxs.len().max(1));
+            let since = |secs: i64| -> Result<i64, ApiError> {
+                if idxs.is_empty() {
+                    return Ok(0);
+                }
+                let mut args: Vec<SqlValue> = idxs.iter().map(|i| SqlValue::Integer(*i)).collect();
+                args.push(SqlValue::Integer(now - secs));
+                Ok(c.prepare_cached(&format!(
+                    "SELECT COUNT(DISTINCT transmission_id) FROM observations
+                     WHERE observer_idx IN ({marks}) AND timestamp >= ?"
+                ))?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
+            };
+            Ok(Stats {
+                total_transmissions: None,
+                total_observations: None,
+                total_observers: idxs.len() as i64,
+                packets_last_hour: since(3600)?,
+                packets_last24h: since(86_400)?,
+                by_payload_type: None,
+                counts_ready: ready,
+                iata: regions,
             })
         })
         .await
@@ -296,6 +340,8 @@ struct PacketQuery {
     /// Continue after this transmission id (in the page's order).
     after_id: Option<i64>,
     observer: Option<String>,
+    /// `?iata=`: heard by an observer of one of these regions.
+    regions: Vec<String>,
     hash: Option<String>,
     payload_type: Option<u8>,
     since: Option<String>,
@@ -359,6 +405,7 @@ impl PacketQuery {
             offset,
             after_id,
             observer: nonempty(q, "observer").map(str::to_string),
+            regions: regions_param(q)?,
             hash,
             payload_type,
             since: time_param(q, "since")?,
@@ -385,6 +432,7 @@ fn hex_prefix_end(prefix: &str) -> Option<String> {
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the page before"),
         ("offset" = Option<i64>, Query, description = "0-10000, default 0; deeper pages use `cursor`"),
         ("observer" = Option<String>, Query, description = "observer id"),
+        ("iata" = Option<String>, Query, description = "heard in these regions: codes, comma-separated (e.g. SJC,OAK)"),
         ("hash" = Option<String>, Query, description = "hash prefix (hex)"),
         ("type" = Option<String>, Query, description = "payload type name or code"),
         ("since" = Option<String>, Query, description = "unix seconds or RFC3339, 1970-9999"),
@@ -401,6 +449,68 @@ pub(super) async fn packets(
     let ready = counts_ready(&state);
     let page = state.read(move |c| query_packets(c, &pq, ready)).await?;
     Ok(Json(page))
+}
+
+/// At most this many regions in one `?iata=`.
+const MAX_REGIONS: usize = 16;
+
+/// `?iata=`: region codes (as observers report them: 2-8 letters or
+/// digits, any case), comma-separated; none when absent.
+pub(super) fn regions_param(q: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = nonempty(q, "iata") else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let code = crate::ingest::normalize_iata(part).map_err(|_| {
+            bad(
+                "iata",
+                &format!("{part:?} is not a region code: each must be 2-8 letters or digits (e.g. SJC), several separated by commas"),
+            )
+        })?;
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    if out.len() > MAX_REGIONS {
+        return Err(bad("iata", &format!("at most {MAX_REGIONS} regions")));
+    }
+    Ok(out)
+}
+
+/// `n` SQL placeholders, comma-separated.
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The observers' rowids a filter on `observer` and `regions` allows:
+/// `None` for no such filter; an empty list when nothing can match.
+pub(super) fn heard_by(
+    c: &rusqlite::Connection,
+    observer: Option<&str>,
+    regions: &[String],
+) -> Result<Option<Vec<i64>>, ApiError> {
+    if observer.is_none() && regions.is_empty() {
+        return Ok(None);
+    }
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(o) = observer {
+        clauses.push("id = ?".into());
+        args.push(SqlValue::Text(o.to_string()));
+    }
+    if !regions.is_empty() {
+        clauses.push(format!("upper(iata) IN ({})", placeholders(regions.len())));
+        args.extend(regions.iter().cloned().map(SqlValue::Text));
+    }
+    let idxs = c
+        .prepare_cached(&format!(
+            "SELECT rowid FROM observers WHERE {} ORDER BY rowid",
+            clauses.join(" AND ")
+        ))?
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(Some(idxs))
 }
 
 /// Filtered views counted exactly up to this many rows; beyond, `total` is
@@ -431,7 +541,7 @@ fn query_packets(
     q: &PacketQuery,
     ready: bool,
 ) -> Result<PacketsPage, ApiError> {
-    let mut clauses: Vec<&str> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     let empty = || PacketsPage {
         packets: vec![],
@@ -442,29 +552,32 @@ fn query_packets(
         total_estimated: false,
     };
     let mut observer = None;
-    if let Some(obs) = &q.observer {
-        let idx: Option<i64> = c
-            .prepare_cached("SELECT rowid FROM observers WHERE id = ?1")?
-            .query_row([obs], |r| r.get(0))
-            .optional()?;
-        // An unknown observer heard nothing: an empty page, not an error.
-        let Some(idx) = idx else { return Ok(empty()) };
+    if let Some(idxs) = heard_by(c, q.observer.as_deref(), &q.regions)? {
+        // An unknown observer, or a region without observers, heard
+        // nothing: an empty page, not an error.
+        if idxs.is_empty() {
+            return Ok(empty());
+        }
+        let marks = placeholders(idxs.len());
+        let mut probe_args: Vec<SqlValue> = idxs.iter().map(|i| SqlValue::Integer(*i)).collect();
+        probe_args.push(SqlValue::Integer(RARE_OBSERVER + 1));
         let sightings: i64 = c
-            .prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM observations WHERE observer_idx = ?1 LIMIT ?2)",
-            )?
-            .query_row([idx, RARE_OBSERVER + 1], |r| r.get(0))?;
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM observations WHERE observer_idx IN ({marks}) LIMIT ?)"
+            ))?
+            .query_row(rusqlite::params_from_iter(probe_args.iter()), |r| r.get(0))?;
         let filter = if sightings <= RARE_OBSERVER {
-            clauses
-                .push("t.id IN (SELECT transmission_id FROM observations WHERE observer_idx = ?)");
+            clauses.push(format!(
+                "t.id IN (SELECT transmission_id FROM observations WHERE observer_idx IN ({marks}))"
+            ));
             ObserverFilter::Rare
         } else {
-            clauses.push(
-                "EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id AND o.observer_idx = ?)",
-            );
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM observations o WHERE o.transmission_id = t.id AND o.observer_idx IN ({marks}))"
+            ));
             ObserverFilter::Frequent
         };
-        args.push(SqlValue::Integer(idx));
+        args.extend(idxs.into_iter().map(SqlValue::Integer));
         observer = Some(filter);
     }
     if let Some(h) = &q.hash {
@@ -476,10 +589,10 @@ fn query_packets(
             args.push(SqlValue::Text(prefix));
             args.push(SqlValue::Text(end));
         }
-        clauses.push("((t.hash >= ? AND t.hash < ?) OR (t.hash >= ? AND t.hash < ?))");
+        clauses.push("((t.hash >= ? AND t.hash < ?) OR (t.hash >= ? AND t.hash < ?))".into());
     }
     if let Some(pt) = q.payload_type {
-        clauses.push("t.payload_type = ?");
+        clauses.push("t.payload_type = ?".into());
         args.push(SqlValue::Integer(i64::from(pt)));
     }
     let mut window: Vec<&str> = Vec::new();
@@ -492,17 +605,17 @@ fn query_packets(
         window.push("t.first_seen <= ?");
         window_args.push(SqlValue::Text(u.clone()));
     }
-    clauses.extend(window.iter().copied());
+    clauses.extend(window.iter().map(|w| (*w).to_string()));
     args.extend(window_args.iter().cloned());
     let where_sql = |extra: Option<&str>| {
-        let all: Vec<&str> = clauses.iter().copied().chain(extra).collect();
+        let all: Vec<&str> = clauses.iter().map(String::as_str).chain(extra).collect();
         if all.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", all.join(" AND "))
         }
     };
-    let only_type = q.observer.is_none() && q.hash.is_none() && window.is_empty();
+    let only_type = observer.is_none() && q.hash.is_none() && window.is_empty();
     // About: the share of matches among the newest transmissions (of the
     // time window, when there is one), scaled to all of them.
     let sample = if matches!(observer, Some(ObserverFilter::Frequent)) {
@@ -533,7 +646,7 @@ fn query_packets(
         let sampled: i64 = c.query_row(
             &format!(
                 "SELECT COUNT(*) FROM transmissions t {}",
-                sample_where(&clauses)
+                sample_where(&clauses.iter().map(String::as_str).collect::<Vec<_>>())
             ),
             rusqlite::params_from_iter(args.iter().chain([&SqlValue::Integer(floor)])),
             |r| r.get(0),
@@ -731,6 +844,7 @@ pub(super) async fn timestamps(
 
 #[utoipa::path(get, path = "/api/observers", tag = "packets",
     params(("limit" = Option<i64>, Query, description = "1-5000, default 1000"),
+        ("iata" = Option<String>, Query, description = "only these regions: codes, comma-separated"),
         ("cursor" = Option<String>, Query, description = "the X-Next-Cursor header of the page before")),
     responses((status = 200, body = Vec<ObserverRow>, description = "by last seen, newest first; X-Next-Cursor names the next page when there is one"),
         (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
@@ -740,23 +854,37 @@ pub(super) async fn observers(
 ) -> Result<Response, ApiError> {
     let limit = int_param(&q, "limit", 1_000, 1, 5_000)?;
     let after = cursor_param(&q, "o", 2)?;
+    let regions = regions_param(&q)?;
     let times = state.ingest_liveness.observer_times();
     let (list, next) = state
         .read(move |c| {
-            let mut stmt = c.prepare_cached(
+            let region_sql = if regions.is_empty() {
+                String::new()
+            } else {
+                // Numbered after the three fixed parameters.
+                let marks: Vec<String> = (4..4 + regions.len()).map(|i| format!("?{i}")).collect();
+                format!("AND upper(iata) IN ({})", marks.join(", "))
+            };
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT id, NULLIF(name, ''), iata, last_seen, COALESCE(packet_count, 0),
                         COALESCE(last_seen, '') AS seen
                  FROM observers
-                 WHERE ?1 IS NULL OR COALESCE(last_seen, '') < ?1
-                    OR (COALESCE(last_seen, '') = ?1 AND id > ?2)
-                 ORDER BY seen DESC, id LIMIT ?3",
-            )?;
+                 WHERE (?1 IS NULL OR COALESCE(last_seen, '') < ?1
+                    OR (COALESCE(last_seen, '') = ?1 AND id > ?2)) {region_sql}
+                 ORDER BY seen DESC, id LIMIT ?3"
+            ))?;
             let (after_seen, after_id) = match &after {
                 Some(p) => (Some(p[0].as_str()), p[1].as_str()),
                 None => (None, ""),
             };
+            let mut args: Vec<SqlValue> = vec![
+                after_seen.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_string())),
+                SqlValue::Text(after_id.to_string()),
+                SqlValue::Integer(limit + 1),
+            ];
+            args.extend(regions.iter().cloned().map(SqlValue::Text));
             let mut rows = stmt
-                .query_map(rusqlite::params![after_seen, after_id, limit + 1], |r| {
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                     Ok((
                         ObserverRow {
                             id: r.get(0)?,

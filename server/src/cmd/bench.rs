@@ -146,6 +146,32 @@ pub(crate) struct DurabilityResult {
     pub(crate) errors: u64,
 }
 
+/// Ingest with `/api/live` clients open, against none, on an empty file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LiveResult {
+    /// Clients reading every event.
+    pub(crate) readers: usize,
+    /// Clients that never read (a small receive window, never drained).
+    pub(crate) stalled: usize,
+    pub(crate) packets_per_sec: f64,
+    pub(crate) seconds: f64,
+    /// The same trickle with no live client, then with them.
+    pub(crate) ingest_alone: Summary,
+    pub(crate) ingest_with_clients: Summary,
+    /// `ingest_with_clients.p99 - ingest_alone.p99`.
+    pub(crate) p99_delta_ms: f64,
+    /// Events every reading client received, summed, against what was sent
+    /// (readers x sightings stored while they were open).
+    pub(crate) events_received: u64,
+    pub(crate) events_sent: u64,
+    /// The process's resident memory before the clients opened and after
+    /// the run (the server and the clients share the process).
+    pub(crate) rss_before_mib: f64,
+    pub(crate) rss_after_mib: f64,
+    pub(crate) errors: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Report {
@@ -163,6 +189,7 @@ pub(crate) struct Report {
     /// The durability the strategies ran with.
     pub(crate) strategies_durability: String,
     pub(crate) durability: Vec<DurabilityResult>,
+    pub(crate) live: LiveResult,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -468,18 +495,31 @@ fn start_server(
     engine: EngineConfig,
     migrations: Vec<Arc<dyn meshscope::migrate::Migration>>,
 ) -> anyhow::Result<Server> {
+    start_server_with(db, durability, engine, migrations, &[])
+}
+
+/// [`start_server`] with more settings (`max_event_streams`, …).
+fn start_server_with(
+    db: &Path,
+    durability: meshscope::db::Durability,
+    engine: EngineConfig,
+    migrations: Vec<Arc<dyn meshscope::migrate::Migration>>,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Server> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bench-server")
         .enable_all()
         .build()?;
-    let mut cfg = ServeConfig::resolve(&ServeArgs(
-        CommandLine::default()
-            .with("db", db.display().to_string())
-            .with("listen", "127.0.0.1:0")
-            .with("dist", "nonexistent-dist")
-            .with("durability", durability.as_str()),
-    ))?;
+    let mut cli = CommandLine::default()
+        .with("db", db.display().to_string())
+        .with("listen", "127.0.0.1:0")
+        .with("dist", "nonexistent-dist")
+        .with("durability", durability.as_str());
+    for (k, v) in settings {
+        cli = cli.with(k, *v);
+    }
+    let mut cfg = ServeConfig::resolve(&ServeArgs(cli))?;
     cfg.engine = engine;
     let parts = serve::build_with(&cfg, migrations)?;
     let router = meshscope::api::app(parts.state.clone());
@@ -1224,7 +1264,10 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
             &client_rt,
         )?);
     }
+    eprintln!("bench: live feed ({LIVE_READERS} reading clients, {LIVE_STALLED} stalled)");
+    let live = run_live(&work, if opts.smoke { 1.0 } else { 10.0 }, &client_rt)?;
     let report = Report {
+        live,
         scale: opts.scale,
         smoke: opts.smoke,
         transmissions,
@@ -1253,6 +1296,151 @@ pub(crate) fn run(opts: &BenchOptions) -> anyhow::Result<(Report, PathBuf)> {
     let svg_path = opts.out.join(format!("{stem}-ingest.svg"));
     plot(&report, &svg_path)?;
     Ok((report, json_path))
+}
+
+/// `/api/live` clients of the live bench: reading, and never reading.
+const LIVE_READERS: usize = 100;
+const LIVE_STALLED: usize = 10;
+
+/// Resident memory of this process (Linux), MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kib| round2(kib / 1024.0))
+}
+
+/// The ingest trickle (one packet per [`INGEST_EVERY`], 50/s) alone, then
+/// with [`LIVE_READERS`] clients reading `/api/live` and [`LIVE_STALLED`]
+/// that never read: what the live feed costs ingest, and that a client
+/// that never reads holds nothing back.
+fn run_live(
+    work: &Path,
+    seconds: f64,
+    client_rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<LiveResult> {
+    std::fs::create_dir_all(work)?;
+    let db = work.join("live.db");
+    super::reads::remove_db(&db);
+    // More streams than the default cap: the bench's clients are many.
+    let streams = (LIVE_READERS + LIVE_STALLED + 8).to_string();
+    let Server { parts, base, rt } = start_server_with(
+        &db,
+        meshscope::db::Durability::Full,
+        engine_defaults(),
+        vec![Arc::new(meshscope::migrate::counts::CountsBackfill)],
+        &[("max_event_streams", &streams)],
+    )?;
+    rt.block_on(parts.start_migrations())?;
+    super::reads::wait_all_done(&parts, Duration::from_secs(60))?;
+    let dur = Duration::from_secs_f64(seconds);
+    let result = client_rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let seq = Arc::new(AtomicU64::new(7 << 40));
+        let trickle = |client: reqwest::Client, seq: Arc<AtomicU64>, url: String| async move {
+            let mut tick = tokio::time::interval(INGEST_EVERY);
+            let end = Instant::now() + dur;
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < end {
+                tick.tick().await;
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let mut payload = n.to_le_bytes().to_vec();
+                payload.extend_from_slice(b"live feed probe");
+                let raw = hex::encode(meshscope::decoder::encode(1, 2, 0, None, 1, &[&[0x7c]], &payload));
+                let body = serde_json::json!({"observer": "11fe00", "iata": "SJC", "raw": raw, "snr": 4.5});
+                let t = Instant::now();
+                match client.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        };
+        let ingest_url = format!("{base}/api/ingest");
+        let (alone, mut errors) = trickle(client.clone(), seq.clone(), ingest_url.clone()).await;
+        let rss_before = rss_mib();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..LIVE_READERS {
+            let (client, url, stop) = (client.clone(), format!("{base}/api/live"), stop.clone());
+            readers.push(tokio::spawn(async move {
+                let Ok(mut resp) = client.get(&url).send().await else {
+                    return (0u64, 1u64);
+                };
+                let mut events = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(200), resp.chunk()).await {
+                        Ok(Ok(Some(c))) => {
+                            events += c.windows(13).filter(|w| *w == b"event: packet").count() as u64;
+                        }
+                        Ok(_) => return (events, 1),
+                        Err(_) => {}
+                    }
+                }
+                (events, 0)
+            }));
+        }
+        let mut stalled = Vec::new();
+        let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse()?;
+        for _ in 0..LIVE_STALLED {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_recv_buffer_size(4096)?;
+            let mut s = socket.connect(addr).await?;
+            tokio::io::AsyncWriteExt::write_all(
+                &mut s,
+                b"GET /api/live HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+            )
+            .await?;
+            stalled.push(s);
+        }
+        // Every stream is open before the trickle starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = seq.load(Ordering::Relaxed);
+        let (with, e) = trickle(client.clone(), seq.clone(), ingest_url).await;
+        errors += e;
+        let stored = seq.load(Ordering::Relaxed) - before;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut received = 0;
+        for r in readers {
+            if let Ok((n, e)) = r.await {
+                received += n;
+                errors += e;
+            }
+        }
+        let rss_after = rss_mib();
+        drop(stalled);
+        anyhow::Ok((alone, with, received, stored, rss_before, rss_after, errors))
+    })?;
+    parts.writer.shutdown();
+    drop(rt);
+    super::reads::remove_db(&db);
+    let (alone, with, received, stored, rss_before, rss_after, errors) = result;
+    let (alone, with) = (Summary::of(&alone), Summary::of(&with));
+    Ok(LiveResult {
+        readers: LIVE_READERS,
+        stalled: LIVE_STALLED,
+        packets_per_sec: round2(1.0 / INGEST_EVERY.as_secs_f64()),
+        seconds,
+        p99_delta_ms: round2(with.p99_ms - alone.p99_ms),
+        ingest_alone: alone,
+        ingest_with_clients: with,
+        events_received: received,
+        events_sent: stored * LIVE_READERS as u64,
+        rss_before_mib: rss_before,
+        rss_after_mib: rss_after,
+        errors,
+    })
 }
 
 fn round2(v: f64) -> f64 {
@@ -1438,6 +1626,14 @@ pub(crate) fn render(report: &Report) -> String {
     out.push_str(&format!(
         "  stats statements that walked a table while measured: {}\n",
         r.stats_full_scans
+    ));
+    let l = &report.live;
+    out.push_str(&format!(
+        "live feed: ingest {:.0}/s for {:.0} s alone p50 {:.2} ms p99 {:.2} ms; with {} reading + {} stalled /api/live clients p50 {:.2} ms p99 {:.2} ms (p99 {:+.2} ms); \
+         {} of {} events received; memory {:.1} -> {:.1} MiB; {} errors\n",
+        l.packets_per_sec, l.seconds, l.ingest_alone.p50_ms, l.ingest_alone.p99_ms, l.readers, l.stalled,
+        l.ingest_with_clients.p50_ms, l.ingest_with_clients.p99_ms, l.p99_delta_ms,
+        l.events_received, l.events_sent, l.rss_before_mib, l.rss_after_mib, l.errors
     ));
     if let Some(h) = &report.herd {
         out.push_str(&format!(

@@ -15,13 +15,17 @@ use meshscope::latency::Summary;
 
 /// The reads measured, as the dashboard sends them, with their target p99
 /// (ms).
-const CASES: [(&str, f64); 6] = [
+const CASES: [(&str, f64); 10] = [
     ("packets first page", 2.0),
     ("packets cursor pages", 2.0),
     ("packets by type", 5.0),
     ("packets by observer", 5.0),
     ("packets by hash prefix", 5.0),
     ("stats", 1.0),
+    ("packets by region", 5.0),
+    ("nodes by region", 5.0),
+    ("observers by region", 5.0),
+    ("stats by region", 5.0),
 ];
 /// healthz p99 under the herd, and status reads per TTL window.
 pub(crate) const HERD_TARGET_P99_MS: f64 = 10.0;
@@ -83,6 +87,15 @@ pub(crate) async fn measure(base: &str, per_case: usize) -> anyhow::Result<(Vec<
                 .and_then(|o| o["id"].as_str().map(str::to_string))
         })
         .context("the file has no observers")?;
+    // The region of the busiest observer: the widest region filter.
+    let region = json(&obs)
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .max_by_key(|o| o["packetCount"].as_i64().unwrap_or(0))
+                .and_then(|o| o["iata"].as_str().map(str::to_string))
+        })
+        .context("the busiest observer has no region")?;
     let (_, _, first) = get("/api/packets?limit=1".into()).await?;
     let kind = json(&first)["packets"][0]["payloadType"]
         .as_i64()
@@ -105,7 +118,11 @@ pub(crate) async fn measure(base: &str, per_case: usize) -> anyhow::Result<(Vec<
                 (2, _) => format!("/api/packets?limit=50&type={kind}"),
                 (3, _) => format!("/api/packets?limit=50&observer={observer}"),
                 (4, _) => format!("/api/packets?limit=50&hash={:02x}", i % 256),
-                _ => "/api/stats".to_string(),
+                (5, _) => "/api/stats".to_string(),
+                (6, _) => format!("/api/packets?limit=50&iata={region}"),
+                (7, _) => format!("/api/nodes?limit=50&iata={region}"),
+                (8, _) => format!("/api/observers?iata={region}"),
+                _ => format!("/api/stats?iata={region}"),
             };
             let (took, ok, body) = get(path).await?;
             match (i < warm_up, ok) {

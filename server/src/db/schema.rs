@@ -74,6 +74,11 @@ pub(crate) const STEPS: &[Step] = &[
         name: "CoreScope's current tables and columns; node bookkeeping, merge archive and write marks in tables of meshscope's own",
         apply: step7_corescope_current,
     },
+    Step {
+        version: 8,
+        name: "_meshscope_node_regions: the regions whose observers heard each node",
+        apply: step8_node_regions,
+    },
 ];
 
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -872,6 +877,19 @@ fn step7_corescope_current(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         }
     }
     build_boot_indexes(tx)
+}
+
+/// The regions that heard each node (see `store::regions`), keyed for a
+/// region's nodes.
+fn step8_node_regions(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _meshscope_node_regions (
+            iata TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            last_heard INTEGER NOT NULL,
+            PRIMARY KEY (iata, public_key)
+        ) WITHOUT ROWID",
+    )
 }
 
 /// The columns of `_async_migrations` after step 2.

@@ -309,6 +309,7 @@ impl Engine {
         Upkeep {
             counts: self.coverage(super::counts::NAME),
             nodes: self.coverage(super::nodes::NAME),
+            regions: self.coverage(super::regions::NAME),
         }
     }
 

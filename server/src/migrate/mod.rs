@@ -30,6 +30,7 @@ pub mod last_seen;
 mod live;
 mod merge;
 pub mod nodes;
+pub mod regions;
 pub mod rehash;
 pub mod retention;
 mod sizer;
@@ -154,6 +155,7 @@ pub fn registry() -> Vec<Arc<dyn Migration>> {
         Arc::new(from_pubkey::FromPubkeyBackfill::default()),
         Arc::new(counts::CountsBackfill),
         Arc::new(nodes::NodesBackfill::default()),
+        Arc::new(regions::NodeRegions),
     ]);
     list
 }

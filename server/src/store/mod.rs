@@ -5,6 +5,7 @@
 
 pub mod counts;
 pub mod nodes;
+pub mod regions;
 
 /// What a migration has covered of the transmission ids (see
 /// `Engine::coverage`).
@@ -38,6 +39,8 @@ pub struct Upkeep {
     pub counts: Coverage,
     /// The `nodes` table (`nodes_backfill_v1`).
     pub nodes: Coverage,
+    /// The regions that heard each node (`node_regions_v1`).
+    pub regions: Coverage,
 }
 
 impl Default for Upkeep {
@@ -46,6 +49,7 @@ impl Default for Upkeep {
         Upkeep {
             counts: Coverage::Nothing,
             nodes: Coverage::Nothing,
+            regions: Coverage::Nothing,
         }
     }
 }
@@ -62,5 +66,6 @@ impl Upkeep {
     pub const ALL: Upkeep = Upkeep {
         counts: Coverage::All,
         nodes: Coverage::All,
+        regions: Coverage::All,
     };
 }

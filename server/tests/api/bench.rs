@@ -154,7 +154,11 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
             "packets by type",
             "packets by observer",
             "packets by hash prefix",
-            "stats"
+            "stats",
+            "packets by region",
+            "nodes by region",
+            "observers by region",
+            "stats by region"
         ]
     );
     for c in reads["cases"].as_array().unwrap() {
@@ -186,6 +190,30 @@ fn smoke_bench_writes_the_full_json_and_every_strategy_is_correct() {
         assert_eq!(d["errors"], 0, "{d}");
     }
     assert_eq!(v["strategiesDurability"], "full", "serve's default");
+    // The live feed: reading clients got the sightings, the stalled ones
+    // held nothing back (ingest ran without errors beside them).
+    let live = &v["live"];
+    assert_eq!(
+        (live["readers"].as_u64(), live["stalled"].as_u64()),
+        (Some(100), Some(10))
+    );
+    assert_eq!(live["errors"], 0, "{live}");
+    assert!(live["ingestAlone"]["n"].as_u64().unwrap() > 0, "{live}");
+    assert!(
+        live["ingestWithClients"]["n"].as_u64().unwrap() > 0,
+        "{live}"
+    );
+    let (got, sent) = (
+        live["eventsReceived"].as_u64().unwrap(),
+        live["eventsSent"].as_u64().unwrap(),
+    );
+    assert!(
+        sent > 0 && got * 10 >= sent * 9,
+        "live events {got} of {sent}"
+    );
+    for k in ["p99DeltaMs", "rssBeforeMib", "rssAfterMib"] {
+        assert!(live[k].is_number(), "live: missing {k}");
+    }
     let svg = path
         .with_file_name(path.file_stem().unwrap().to_string_lossy().to_string() + "-ingest.svg");
     let svg = std::fs::read_to_string(svg).unwrap();

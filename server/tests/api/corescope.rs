@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{advert_payload, packet, spawn_with, Options, TestApp};
 
-mod fixture;
+pub mod fixture;
 mod statements;
 
 const LS: &str = meshscope::migrate::last_seen::NAME;

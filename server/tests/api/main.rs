@@ -17,6 +17,7 @@ mod hostile;
 mod index_build;
 mod ingest;
 mod legacy;
+mod mesh;
 mod mqtt;
 mod nodes;
 mod read;
