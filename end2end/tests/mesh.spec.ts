@@ -125,7 +125,7 @@ test('a packet page names its hops, links them, and draws the route', async ({ p
   await expect(svg).toBeVisible();
   await expect(svg.locator('circle')).toHaveCount(3);
   await expect(svg.locator('text')).toContainText(['Santa Clara Peak', 'Downtown SJ', 'Coyote Ridge']);
-  await screenshot(page, 'packet-page.png', info);
+  await screenshot(page, 'packet-route.png', info);
   // The same route on the map.
   await page.getByRole('link', { name: 'Open this route on the map' }).click();
   await mapReady(page);
