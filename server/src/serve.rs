@@ -130,6 +130,7 @@ pub fn build_with(
         dist: Some(cfg.dist.clone()),
         status: StatusSource::new(status_reader, live.clone(), status::DEFAULT_TTL),
         stats: Arc::new(crate::cache::SingleFlight::new(api::STATS_TTL, false)),
+        region_stats: Default::default(),
         stats_full_scans: Arc::default(),
         healthz: api::rendered::RenderCache::new(status::DEFAULT_TTL),
         migration_list: api::rendered::RenderCache::new(status::DEFAULT_TTL),

@@ -80,6 +80,8 @@ pub struct Inner {
     /// computation at a time (the caller that refreshes waits, so an answer
     /// is never older than the TTL plus one computation).
     pub(crate) stats: Arc<crate::cache::SingleFlight<shared::api::Stats, SharedError>>,
+    /// `/api/stats?iata=`: one cache per region set (see [`REGION_STATS_TTL`]).
+    pub(crate) region_stats: std::sync::Mutex<std::collections::HashMap<Vec<String>, RegionStats>>,
     /// `/api/stats` statements that walked a whole table (`statsFullScans`
     /// of `/api/perf`): does not grow once the maintained counts are ready.
     pub stats_full_scans: Arc<std::sync::atomic::AtomicU64>,
@@ -120,6 +122,17 @@ impl crate::cache::Abandoned for SharedError {
         )))
     }
 }
+
+/// One region set's `/api/stats` cache.
+pub(crate) type RegionStats = Arc<crate::cache::SingleFlight<shared::api::Stats, SharedError>>;
+
+/// How old `/api/stats?iata=` may be. Its windows count the distinct packets
+/// the regions' observers heard, an index range of sightings (about 0.2-0.9 s
+/// for a day of a busy region at the bench's scale 10), so it is computed at
+/// most this often per region set, once for every client asking.
+pub(crate) const REGION_STATS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Region sets cached at once (a client choosing many sets evicts them all).
+pub(crate) const REGION_STATS_KEPT: usize = 64;
 
 /// How old `/api/stats` may be: it reads counters and index ranges, so it
 /// is cheap; the short cache only shares one read among a herd.

@@ -92,7 +92,35 @@ pub(super) async fn stats(
 ) -> Result<Json<Stats>, ApiError> {
     let regions = regions_param(&q)?;
     if !regions.is_empty() {
-        return region_stats(&state, regions).await.map(Json);
+        let mut key = regions.clone();
+        key.sort();
+        let cache = {
+            let mut all = state
+                .region_stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if all.len() >= super::REGION_STATS_KEPT && !all.contains_key(&key) {
+                all.clear();
+            }
+            all.entry(key)
+                .or_insert_with(|| {
+                    std::sync::Arc::new(crate::cache::SingleFlight::new(
+                        super::REGION_STATS_TTL,
+                        false,
+                    ))
+                })
+                .clone()
+        };
+        let reader = state.clone();
+        return cache
+            .get(move || async move {
+                region_stats(&reader, regions)
+                    .await
+                    .map_err(|e| super::SharedError(std::sync::Arc::new(e)))
+            })
+            .await
+            .map(Json)
+            .map_err(ApiError::from);
     }
     let reader = state.clone();
     state
