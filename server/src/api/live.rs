@@ -120,7 +120,10 @@ pub(super) async fn live(
                     }
                 };
                 let ev = match got {
-                    Ok(p) if filter.passes(&p) => event("packet", &*p),
+                    // Written once by the feed thread, for every client.
+                    Ok(p) if filter.passes(&p.packet) => {
+                        Some(Event::default().event("packet").data(p.json.as_str()))
+                    }
                     Ok(_) => None,
                     Err(RecvError::Lagged(n)) => event("missed", &LiveMissed { count: n }),
                     Err(RecvError::Closed) => return None,

@@ -56,12 +56,20 @@ pub struct Stored {
 
 type Index = BTreeMap<String, Arc<NodeInfo>>;
 
+/// One live event: the packet (for the clients' filters) and its JSON,
+/// written once for every client.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub packet: LivePacket,
+    pub json: String,
+}
+
 struct Inner {
     nodes: RwLock<Index>,
     loaded: AtomicBool,
     /// A job wrote nodes since the index was read.
     changed: AtomicBool,
-    live: tokio::sync::broadcast::Sender<Arc<LivePacket>>,
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     queue: flume::Sender<Stored>,
     receiver: std::sync::Mutex<Option<flume::Receiver<Stored>>>,
     dropped: AtomicU64,
@@ -138,7 +146,7 @@ impl Mesh {
         self.0.loaded.load(Ordering::Acquire)
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LivePacket>> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
         self.0.live.subscribe()
     }
 
@@ -302,7 +310,17 @@ impl Mesh {
             hops: hops.len() as u32,
             path,
         };
+        let json = match serde_json::to_string(&packet) {
+            Ok(j) => j,
+            Err(e) => {
+                crate::ratelimit::warn_limited(
+                    "live-serialise",
+                    &format!("cannot serialise a live event: {e}"),
+                );
+                return;
+            }
+        };
         // No receiver left is not an error: nobody is watching.
-        let _ = self.0.live.send(Arc::new(packet));
+        let _ = self.0.live.send(Arc::new(LiveEvent { packet, json }));
     }
 }
