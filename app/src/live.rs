@@ -46,6 +46,17 @@ impl Live {
         });
         self.dismissed.with_untracked(storage::save_dismissed);
     }
+
+    /// What a page built from `job`'s work says while it runs
+    /// (`shared::migration::building_note`); tracked.
+    pub(crate) fn building_note(&self, job: &str, what: &str) -> Option<String> {
+        self.health.with(|h| {
+            h.as_ref()
+                .and_then(|h| h.as_ref().ok())
+                .and_then(|h| h.async_migrations.as_deref())
+                .and_then(|infos| shared::migration::building_note(infos, job, what))
+        })
+    }
 }
 
 pub(crate) fn use_live() -> Live {

@@ -89,16 +89,7 @@ fn load(failed: RwSignal<Option<String>>) {
 pub(crate) fn Map() -> impl IntoView {
     let failed = RwSignal::new(None::<String>);
     let live = use_live();
-    let building = move || {
-        live.health.with(|h| {
-            h.as_ref()
-                .and_then(|h| h.as_ref().ok())
-                .and_then(|h| h.async_migrations.as_deref())
-                .and_then(|infos| {
-                    shared::migration::building_note(infos, "nodes_backfill_v1", "The map")
-                })
-        })
-    };
+    let building = move || live.building_note("nodes_backfill_v1", "The map");
     request_animation_frame(move || load(failed));
     view! {
         <h1>"Map"</h1>

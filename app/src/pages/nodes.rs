@@ -110,25 +110,12 @@ pub(crate) fn Nodes() -> impl IntoView {
     load();
     let live = crate::live::use_live();
     let building = move || {
-        live.health.with(|h| {
-            h.as_ref()
-                .and_then(|h| h.as_ref().ok())
-                .and_then(|h| h.async_migrations.as_deref())
-                .and_then(|infos| {
-                    shared::migration::building_note(infos, "nodes_backfill_v1", "The node list")
-                        .or_else(|| {
-                            (!crate::region::current().is_empty())
-                                .then(|| {
-                                    shared::migration::building_note(
-                                        infos,
-                                        "node_regions_v1",
-                                        "The node list of this region",
-                                    )
-                                })
-                                .flatten()
-                        })
-                })
-        })
+        live.building_note("nodes_backfill_v1", "The node list")
+            .or_else(|| {
+                (!crate::region::current().is_empty())
+                    .then(|| live.building_note("node_regions_v1", "The node list of this region"))
+                    .flatten()
+            })
     };
     let apply = move |ev: SubmitEvent| {
         ev.prevent_default();

@@ -5,7 +5,7 @@
 //! The writer hands each sighting it committed to [`FeedSink::send`] (a
 //! bounded queue, never waited on: when it is full the sighting is counted
 //! as dropped, `meshscope_live_dropped_total`, and ingest goes on). One
-//! feed thread takes them: an ADVERT's node is read again into the index
+//! feed thread takes them: a new ADVERT's node is read again into the index
 //! (from a read-only connection, after the commit), the path is resolved
 //! once, and the packet is broadcast. Each `/api/live` client reads the
 //! broadcast ring at its own pace; one that falls [`LIVE_BUFFER`] events
@@ -275,7 +275,9 @@ impl Mesh {
     }
 
     fn publish(&self, s: Stored, readers: &crate::db::ReaderPool) {
-        if s.payload_type == i64::from(PAYLOAD_ADVERT) {
+        // A new advert may change its node; another sighting of it only its
+        // last-seen time, which the periodic reload brings.
+        if s.new_packet && s.payload_type == i64::from(PAYLOAD_ADVERT) {
             if let Some(key) = &s.from_pubkey {
                 let read = readers
                     .get()

@@ -19,6 +19,16 @@ use crate::store::Upkeep;
 
 pub const NAME: &str = "nodes_backfill_v1";
 
+/// The ADVERTs among transmission ids up to `max_id`: the rows this
+/// backfill and `node_regions_v1` visit.
+pub(crate) fn adverts_upto(conn: &Connection, max_id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM transmissions WHERE payload_type = ?1 AND id <= ?2",
+        params![PAYLOAD_ADVERT, max_id],
+        |r| r.get(0),
+    )
+}
+
 #[derive(Default)]
 pub struct NodesBackfill {
     refused: AtomicI64,
@@ -60,11 +70,7 @@ impl Migration for NodesBackfill {
     }
 
     fn count(&self, conn: &Connection, max_id: i64) -> rusqlite::Result<i64> {
-        conn.query_row(
-            "SELECT COUNT(*) FROM transmissions WHERE payload_type = ?1 AND id <= ?2",
-            params![PAYLOAD_ADVERT, max_id],
-            |r| r.get(0),
-        )
+        adverts_upto(conn, max_id)
     }
 
     fn chunk(

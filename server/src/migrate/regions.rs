@@ -21,11 +21,7 @@ impl Migration for NodeRegions {
     }
 
     fn count(&self, conn: &Connection, max_id: i64) -> rusqlite::Result<i64> {
-        conn.query_row(
-            "SELECT COUNT(*) FROM transmissions WHERE payload_type = ?1 AND id <= ?2",
-            params![PAYLOAD_ADVERT, max_id],
-            |r| r.get(0),
-        )
+        super::nodes::adverts_upto(conn, max_id)
     }
 
     fn chunk(
