@@ -17,7 +17,7 @@
 pub mod resolve;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -66,13 +66,11 @@ pub struct LiveEvent {
 
 struct Inner {
     nodes: RwLock<Index>,
-    loaded: AtomicBool,
     /// A job wrote nodes since the index was read.
     changed: AtomicBool,
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
     queue: flume::Sender<Stored>,
     receiver: std::sync::Mutex<Option<flume::Receiver<Stored>>>,
-    dropped: AtomicU64,
 }
 
 /// The node index and the live feed. Cheap to clone.
@@ -85,12 +83,10 @@ impl Default for Mesh {
         let (live, _) = tokio::sync::broadcast::channel(LIVE_BUFFER);
         Mesh(Arc::new(Inner {
             nodes: RwLock::new(BTreeMap::new()),
-            loaded: AtomicBool::new(false),
             changed: AtomicBool::new(false),
             live,
             queue,
             receiver: std::sync::Mutex::new(Some(rx)),
-            dropped: AtomicU64::new(0),
         }))
     }
 }
@@ -104,7 +100,6 @@ impl FeedSink {
     /// counts it) rather than slow ingest.
     pub fn send(&self, s: Stored) {
         if self.0 .0.queue.try_send(s).is_err() {
-            self.0 .0.dropped.fetch_add(1, Ordering::Relaxed);
             ::metrics::counter!("meshscope_live_dropped_total").increment(1);
             crate::ratelimit::warn_limited(
                 "live-feed-full",
@@ -135,17 +130,6 @@ impl Mesh {
         FeedSink(self.clone())
     }
 
-    /// Sightings left out of the live feed because it was behind.
-    pub fn dropped(&self) -> u64 {
-        self.0.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Whether the node index has been read once (before, every hop is
-    /// unknown).
-    pub fn loaded(&self) -> bool {
-        self.0.loaded.load(Ordering::Acquire)
-    }
-
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
         self.0.live.subscribe()
     }
@@ -173,7 +157,6 @@ impl Mesh {
         if let Ok(mut nodes) = self.0.nodes.write() {
             *nodes = index;
         }
-        self.0.loaded.store(true, Ordering::Release);
         Ok(len)
     }
 
